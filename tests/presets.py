@@ -25,6 +25,7 @@ VOCAB = [
 
 TEXT_HIDDEN_DIM = 8
 IMAGE_SIZE = 32
+MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # ImageNet
 
 
 def build_text_preset(path: Path, *, sequence_length: int = 32) -> Path:
@@ -67,8 +68,8 @@ def build_cnn_preset(path: Path) -> Path:
     )
     converter = keras_hub.layers.ResNetImageConverter(
         image_size=(IMAGE_SIZE, IMAGE_SIZE),
-        scale=[1 / (255 * s) for s in (0.229, 0.224, 0.225)],
-        offset=[-m / s for m, s in zip((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))],
+        scale=[1 / (255 * s) for s in STD],
+        offset=[-m / s for m, s in zip(MEAN, STD, strict=True)],
     )
     preprocessor = keras_hub.models.ResNetImageClassifierPreprocessor(
         image_converter=converter

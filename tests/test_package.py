@@ -46,9 +46,10 @@ def test_unknown_attribute_raises_attribute_error():
 
 def test_keras_import_filters_tensorflow_chatter_but_keeps_real_lines():
     code = (
-        "import os, sys; from hybridml._imports import quiet_import, _filtered_stderr\n"
+        "import os\n"
+        "from hybridml._imports import quiet_import, _filtered_stderr\n"
         "with _filtered_stderr():\n"
-        "    os.write(2, b'I0000 00:00 port.cc:153] oneDNN custom operations are on\\n')\n"
+        "    os.write(2, b'I0000 00:00 port.cc:1] oneDNN custom operations on\\n')\n"
         "    os.write(2, b'a real problem\\n')\n"
         "quiet_import('keras')\n"
     )

@@ -24,9 +24,10 @@ _LAZY = {
     "run_baseline": "baseline",
 }
 
-__all__ = sorted(_LAZY) + ["__version__"]
+__all__ = [*sorted(_LAZY), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
+    # ruff: noqa: F401
     from .baseline import run_baseline
     from .cache import EmbeddingCache
     from .embedding import KerasEmbeddingTransformer
