@@ -1,0 +1,77 @@
+"""Documentation tells the truth: README code runs, docstrings match signatures."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+
+import pytest
+
+import hybridml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _documented_parameters(doc: str) -> list[str]:
+    """Names in the numpydoc ``Parameters`` section of a docstring."""
+    doc = inspect.cleandoc(doc)
+    match = re.search(r"^Parameters\n-+\n(.*?)(?=^\w[\w ]*\n-+\n|\Z)", doc, re.S | re.M)
+    if not match:
+        return []
+    names = []
+    for line in match.group(1).splitlines():
+        m = re.match(r"^(\*{0,2}\w+)\s*:", line)
+        if m:
+            names.append(m.group(1).lstrip("*"))
+    return names
+
+
+def _public_callables():
+    for name in hybridml.__all__:
+        obj = getattr(hybridml, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            yield name, obj
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _public_callables()])
+def test_documented_parameters_match_the_signature(name):
+    obj = getattr(hybridml, name)
+    assert obj.__doc__, f"{name} has no docstring"
+    target = obj.__init__ if inspect.isclass(obj) else obj
+    signature = [
+        p.name
+        for p in inspect.signature(target).parameters.values()
+        if p.name != "self"
+    ]
+    documented = _documented_parameters(obj.__doc__)
+    assert documented == signature, (
+        f"{name}: docstring Parameters {documented} != signature {signature}"
+    )
+
+
+@pytest.mark.parametrize("name", [n for n, _ in _public_callables()])
+def test_public_docstrings_have_runnable_examples(name):
+    doc = getattr(hybridml, name).__doc__ or ""
+    assert "Examples\n" in inspect.cleandoc(doc) and ">>>" in doc, (
+        f"{name} needs an Examples section with doctests"
+    )
+
+
+def _readme_python_blocks() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+@pytest.mark.parametrize("index", range(len(_readme_python_blocks())))
+def test_readme_python_examples_run(index, tmp_path, monkeypatch):
+    """Every ```python block in README runs (blocks marked `# no-test` excepted)."""
+    code = _readme_python_blocks()[index]
+    if "# no-test" in code:
+        pytest.skip("README block marked # no-test (needs a network or a GPU)")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"README.md[python block {index}]", "exec"), {})
+
+
+def test_changelog_has_an_unreleased_section():
+    assert "## [Unreleased]" in (ROOT / "CHANGELOG.md").read_text()
