@@ -9,8 +9,23 @@ exists).
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from pathlib import Path
+
+
+def cache_dir() -> Path:
+    """Root of hybridml's on-disk cache (converted models, image files).
+
+    ``$HYBRIDML_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hybridml``, else
+    ``~/.cache/hybridml``. Not created here.
+    """
+    explicit = os.environ.get("HYBRIDML_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "hybridml"
 
 
 def _package_dir(package: str) -> Path | None:
