@@ -1,0 +1,655 @@
+"""EmbeddingCache: embed each distinct row once, across folds, clones and processes.
+
+The cache is an explicit object passed as a parameter (``cache=``), so
+``clone()`` keeps it. Vectors live in an SQLite database in WAL mode: shared by
+the loky workers of ``GridSearchCV(n_jobs=2)``, kept across restarts, safe under
+concurrent writers, and every finished ``put_many`` is committed, so an
+interrupted run resumes from what it wrote.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import sqlite3
+import tempfile
+import threading
+import time
+import weakref
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:  # POSIX advisory locks; elsewhere ``lock()`` only excludes threads.
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
+
+__all__ = ["EmbeddingCache"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS embeddings (
+    namespace TEXT NOT NULL,
+    key TEXT NOT NULL,
+    dim INTEGER NOT NULL,
+    vector BLOB NOT NULL,
+    nbytes INTEGER NOT NULL,
+    atime REAL NOT NULL,
+    PRIMARY KEY (namespace, key)
+);
+CREATE INDEX IF NOT EXISTS embeddings_atime ON embeddings (atime);
+CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+_COUNTERS = ("bytes", "written", "hits", "misses", "evicted")
+_CHUNK = 500  # keys per ``IN (...)``: far below SQLite's variable limit (999+)
+_FLUSH_EVERY = 20_000  # buffered access times written after this many hits
+_DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
+_BY_PATH: dict[str, EmbeddingCache] = {}  # ``coerce`` of a path reuses one handle
+_THREAD_LOCKS: dict[tuple[str, int], threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+class EmbeddingCache:
+    """Persistent store of embedding vectors keyed by namespace and row key.
+
+    Pass one to ``KerasEmbeddingTransformer(cache=...)``: each distinct row is
+    then embedded once, whatever the number of folds, candidates, base models
+    or worker processes. The transformer chooses the namespace (a fingerprint
+    of the backbone and every parameter that changes its output) and the keys
+    (a hash of each row's content); the cache stores what it is given.
+
+    Parameters
+    ----------
+    path : str or os.PathLike, default=None
+        SQLite file to use (created with its folder if missing). ``None`` makes a
+        temporary cache: a private file in the system temp folder, deleted when
+        the cache is garbage-collected or the process exits. Worker processes
+        that receive it (pickled) share that file, so ``n_jobs=2`` still embeds
+        each row once.
+    max_size_bytes : int, default=None
+        Bound on the stored data (vectors and keys, see ``size_bytes``). Writes
+        that pass it evict the least recently used rows. ``None``: no bound.
+    timeout : float, default=60.0
+        Seconds a writer waits for another process's write to finish.
+
+    Attributes
+    ----------
+    hits : int
+        Keys this process found, counted by ``get_many``; shared by clones.
+    misses : int
+        Keys this process did not find (so had to embed).
+
+    See Also
+    --------
+    hybridml.KerasEmbeddingTransformer : Takes the cache as its ``cache=``.
+
+    Notes
+    -----
+    ``copy.deepcopy`` (and so ``sklearn.base.clone``) returns the cache itself,
+    so every clone of a pipeline shares one store. Pickling carries the path, not
+    the rows: a worker process opens the same file. A temporary cache unpickled
+    after its file is gone (another machine, a later session) starts empty.
+
+    Connections are opened lazily, one per process, reopened after a fork, and
+    shared by threads behind a lock. Rows are evicted least recently used first;
+    access times are buffered in memory and written with the next write, so a
+    lookup is a pure read. ``stats()`` returns the totals of all processes,
+    ``hits`` and ``misses`` those of this process.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from hybridml import EmbeddingCache
+    >>> cache = EmbeddingCache()
+    >>> cache.put_many("model-a", ["k1", "k2"], np.eye(2, dtype="float32"))
+    2
+    >>> sorted(cache.get_many("model-a", ["k1", "k3"]))
+    ['k1']
+    >>> cache.hits, cache.misses, len(cache)
+    (1, 1, 2)
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        max_size_bytes: int | None = None,
+        timeout: float = 60.0,
+    ) -> None:
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise TypeError(
+                f"EmbeddingCache path: got {path!r}. Expected a file path (str or "
+                "pathlib.Path) or None. Pass the SQLite file to use, or None for "
+                "a temporary cache."
+            )
+        if max_size_bytes is not None and (
+            isinstance(max_size_bytes, bool)
+            or not isinstance(max_size_bytes, (int, np.integer))
+            or max_size_bytes <= 0
+        ):
+            raise ValueError(
+                f"max_size_bytes: got {max_size_bytes!r}. Expected a positive "
+                "integer number of bytes or None. Pass e.g. 2 * 1024**3 for 2 GiB."
+            )
+        self.temporary = path is None
+        if path is None:
+            fd, name = tempfile.mkstemp(prefix="hybridml-cache-", suffix=".sqlite")
+            os.close(fd)
+            path = name
+        self.path = Path(path).expanduser().absolute()
+        self.max_size_bytes = None if max_size_bytes is None else int(max_size_bytes)
+        self.timeout = float(timeout)
+        self._store = _Store(self.path, self.timeout)
+        owned = (self.path,) if self.temporary else ()
+        self._finalizer = weakref.finalize(self, _close_and_remove, self._store, owned)
+
+    @classmethod
+    def coerce(cls, cache: Any) -> EmbeddingCache | None:
+        """Turn a ``cache=`` parameter into a cache: None, a path or a cache.
+
+        Parameters
+        ----------
+        cache : None, str, os.PathLike or EmbeddingCache
+            What the user passed. A path gives the same ``EmbeddingCache`` for
+            every call in this process.
+
+        Returns
+        -------
+        EmbeddingCache or None
+            ``None`` when ``cache`` is None (no caching).
+
+        Examples
+        --------
+        >>> from hybridml import EmbeddingCache
+        >>> cache = EmbeddingCache()
+        >>> EmbeddingCache.coerce(cache) is cache, EmbeddingCache.coerce(None)
+        (True, None)
+        """
+        if cache is None or isinstance(cache, EmbeddingCache):
+            return cache
+        if isinstance(cache, (str, os.PathLike)):
+            key = str(Path(cache).expanduser().absolute())
+            found = _BY_PATH.get(key)
+            if found is None:
+                found = _BY_PATH[key] = cls(key)
+            return found
+        raise TypeError(
+            f"cache: got {cache!r}. Expected None, a file path (str or "
+            "pathlib.Path) or a hybridml.EmbeddingCache. Pass e.g. "
+            "cache='embeddings.sqlite' or cache=EmbeddingCache()."
+        )
+
+    # -- lookups and writes -------------------------------------------------------
+
+    def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """Return the cached vectors of ``keys`` that are present.
+
+        Parameters
+        ----------
+        namespace : str
+            The backbone fingerprint the keys belong to.
+        keys : sequence of str
+            Row keys to look up (duplicates are looked up once).
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{key: float32 1-D vector}`` for the hits only. Inside ``lock()``, a
+            lookup re-checks earlier misses: keys found there turn a counted miss
+            into a hit, and keys still missing are not counted again.
+        """
+        distinct = _check_keys(namespace, keys)
+        store = self._store
+        with store.mutex:
+            conn = store.connect()
+            found: dict[str, np.ndarray] = {}
+            for start in range(0, len(distinct), _CHUNK):
+                chunk = distinct[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = conn.execute(
+                    "SELECT key, vector FROM embeddings "
+                    f"WHERE namespace = ? AND key IN ({marks})",
+                    (namespace, *chunk),
+                )
+                for key, blob in rows:
+                    found[key] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
+            now = time.time()
+            store.pending.update(((namespace, key), now) for key in found)
+            if (threading.get_ident(), namespace) in store.rechecking:
+                store.hits += len(found)
+                store.misses -= len(found)
+            else:
+                store.hits += len(found)
+                store.misses += len(distinct) - len(found)
+            if len(store.pending) >= _FLUSH_EVERY:
+                self._write(lambda conn: None)
+        return found
+
+    def put_many(self, namespace: str, keys: Sequence[str], vectors: np.ndarray) -> int:
+        """Store one vector per key, in one committed transaction.
+
+        Parameters
+        ----------
+        namespace : str
+            The backbone fingerprint the keys belong to.
+        keys : sequence of str
+            Row keys, one per row of ``vectors``.
+        vectors : array-like of shape (n_keys, dim)
+            The embeddings, stored as float32.
+
+        Returns
+        -------
+        int
+            Rows added; keys already present are kept as they are (the first
+            writer wins), so writing the same rows twice is harmless.
+        """
+        keys = list(keys)
+        _check_keys(namespace, keys)
+        vectors = np.asarray(vectors)
+        if vectors.ndim != 2 or vectors.shape[0] != len(keys):
+            raise ValueError(
+                f"vectors: got shape {vectors.shape}. Expected a 2-D array with one "
+                f"row per key ({len(keys)} keys). Pass vectors of shape "
+                "(len(keys), dim)."
+            )
+        vectors = np.ascontiguousarray(vectors, dtype=_DTYPE)
+        dim = vectors.shape[1]
+        ns_bytes = len(namespace.encode())
+        now = time.time()
+        rows, seen = [], set()
+        for key, row in zip(keys, vectors, strict=True):
+            if key not in seen:
+                seen.add(key)
+                blob = row.tobytes()
+                nbytes = len(blob) + len(key.encode()) + ns_bytes
+                rows.append((namespace, key, dim, blob, nbytes, now))
+
+        def insert(conn: sqlite3.Connection) -> int:
+            present = set()
+            for start in range(0, len(rows), _CHUNK):
+                chunk = [r[1] for r in rows[start : start + _CHUNK]]
+                marks = ",".join("?" * len(chunk))
+                present.update(
+                    k
+                    for (k,) in conn.execute(
+                        "SELECT key FROM embeddings "
+                        f"WHERE namespace = ? AND key IN ({marks})",
+                        (namespace, *chunk),
+                    )
+                )
+            new = [r for r in rows if r[1] not in present]
+            conn.executemany(
+                "INSERT INTO embeddings (namespace, key, dim, vector, nbytes, atime) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                new,
+            )
+            _bump(conn, bytes=sum(r[4] for r in new), written=len(keys))
+            if self.max_size_bytes is not None:
+                _evict(conn, self.max_size_bytes)
+            return len(new)
+
+        return self._write(insert)
+
+    @contextlib.contextmanager
+    def lock(self, namespace: str) -> Iterator[EmbeddingCache]:
+        """Hold an exclusive lock on ``namespace`` across processes and threads.
+
+        The compute-once protocol: look up, then under the lock look up the
+        misses again (another process may have written them while this one
+        waited), embed what is still missing and ``put_many`` it, batch by
+        batch. Two processes never embed the same rows at the same time. The
+        operating system releases the lock if the holder dies.
+
+        Parameters
+        ----------
+        namespace : str
+            The namespace to lock; other namespaces stay free.
+
+        Yields
+        ------
+        EmbeddingCache
+            This cache.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridml import EmbeddingCache
+        >>> cache, keys = EmbeddingCache(), ["a", "b"]
+        >>> missing = [k for k in keys if k not in cache.get_many("ns", keys)]
+        >>> with cache.lock("ns"):
+        ...     missing = [k for k in missing if k not in cache.get_many("ns", missing)]
+        ...     cache.put_many("ns", missing, np.ones((len(missing), 3)))
+        2
+        """
+        _check_keys(namespace, [])
+        store = self._store
+        offset = (
+            int.from_bytes(hashlib.sha1(namespace.encode()).digest()[:8], "big") >> 2
+        )
+        with _thread_lock(str(self.path), offset):
+            fd = store.lock_fd()
+            if fd is not None:
+                fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+            token = (threading.get_ident(), namespace)
+            with store.mutex:
+                store.rechecking.add(token)
+            try:
+                yield self
+            finally:
+                with store.mutex:
+                    store.rechecking.discard(token)
+                if fd is not None:
+                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
+
+    # -- statistics and housekeeping ---------------------------------------------
+
+    @property
+    def hits(self) -> int:
+        """Keys found by this process's lookups (all clones together)."""
+        return self._store.hits
+
+    @property
+    def misses(self) -> int:
+        """Keys this process looked up and did not find."""
+        return self._store.misses
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes of stored data (vectors, keys, namespaces): what the bound limits."""
+        return self.stats()["size_bytes"]
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes the database files take on disk (SQLite's pages and its WAL)."""
+        return sum(
+            p.stat().st_size
+            for p in (self.path, _sidecar(self.path, "-wal"))
+            if p.exists()
+        )
+
+    def __len__(self) -> int:
+        with self._store.mutex:
+            return (
+                self._store.connect()
+                .execute("SELECT COUNT(*) FROM embeddings")
+                .fetchone()[0]
+            )
+
+    def namespaces(self) -> dict[str, int]:
+        """Return the number of rows stored in each namespace."""
+        with self._store.mutex:
+            rows = self._store.connect().execute(
+                "SELECT namespace, COUNT(*) FROM embeddings GROUP BY namespace"
+            )
+            return dict(rows.fetchall())
+
+    def stats(self) -> dict[str, int]:
+        """Totals over every process that used this file.
+
+        Returns
+        -------
+        dict
+            ``rows``; ``size_bytes`` (stored data) and ``disk_bytes``;
+            ``written``: rows passed to ``put_many``, duplicates included, so
+            with the embedding transformer it counts every row embedded by any
+            process; ``evicted``; ``hits`` and ``misses`` of all processes
+            (other processes' lookups appear once they write or close).
+        """
+        self.flush()
+        with self._store.mutex:
+            conn = self._store.connect()
+            totals = dict(conn.execute("SELECT name, value FROM counters").fetchall())
+            rows = conn.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0]
+        return {
+            "rows": rows,
+            "size_bytes": totals.get("bytes", 0),
+            "disk_bytes": self.disk_bytes,
+            **{k: totals.get(k, 0) for k in ("written", "evicted", "hits", "misses")},
+        }
+
+    def clear(self, namespace: str | None = None) -> int:
+        """Delete every row, or those of one namespace; return how many.
+
+        Parameters
+        ----------
+        namespace : str, default=None
+            Namespace to empty; ``None`` empties the whole cache.
+
+        Returns
+        -------
+        int
+            Rows deleted.
+        """
+        if namespace is not None:
+            _check_keys(namespace, [])
+
+        def delete(conn: sqlite3.Connection) -> int:
+            where, args = (
+                ("WHERE namespace = ?", (namespace,)) if namespace else ("", ())
+            )
+            freed = conn.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(nbytes), 0) FROM embeddings {where}",
+                args,
+            ).fetchone()
+            conn.execute(f"DELETE FROM embeddings {where}", args)
+            _bump(conn, bytes=-freed[1])
+            return freed[0]
+
+        with self._store.mutex:
+            self._store.pending.clear()
+        deleted = self._write(delete)
+        with self._store.mutex:
+            self._store.connect().execute("PRAGMA incremental_vacuum")
+        return deleted
+
+    def flush(self) -> None:
+        """Write buffered access times and hit/miss counts to the file."""
+        self._write(lambda conn: None)
+
+    def close(self) -> None:
+        """Flush and close this process's connection (reopened on next use)."""
+        self._store.close()
+
+    # -- copying and pickling ----------------------------------------------------
+
+    def __deepcopy__(self, memo: dict) -> EmbeddingCache:
+        return self  # clones of an estimator share one store
+
+    def __copy__(self) -> EmbeddingCache:
+        return self
+
+    def __reduce__(self) -> tuple:
+        return (
+            _reopen,
+            (str(self.path), self.temporary, self.max_size_bytes, self.timeout),
+        )
+
+    def __repr__(self) -> str:
+        args = [] if self.temporary else [repr(str(self.path))]
+        if self.max_size_bytes is not None:
+            args.append(f"max_size_bytes={self.max_size_bytes}")
+        return f"EmbeddingCache({', '.join(args)})"
+
+    def _write(self, body: Any) -> Any:
+        return self._store.write(body)
+
+
+class _Store:
+    """One file's per-process state: connection, counters, buffered atimes."""
+
+    def __init__(self, path: Path, timeout: float) -> None:
+        self.path, self.timeout = path, timeout
+        self.mutex = threading.RLock()
+        self.pid = os.getpid()
+        self.conn: sqlite3.Connection | None = None
+        self.lock_file: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        self.hits = self.misses = self.hits_saved = self.misses_saved = 0
+        self.pending: dict[tuple[str, str], float] = {}
+        self.rechecking: set[tuple[int, str]] = set()  # (thread, namespace)
+
+    def connect(self) -> sqlite3.Connection:
+        if self.pid != os.getpid():  # forked: never use the parent's connection
+            _ABANDONED.append((self.conn, self.lock_file))
+            self.conn, self.lock_file, self.pid = None, None, os.getpid()
+            self.reset()
+        if self.conn is None:
+            self.conn = _open(self.path, self.timeout)
+        return self.conn
+
+    def lock_fd(self) -> int | None:
+        if fcntl is None:  # pragma: no cover - Windows
+            return None
+        with self.mutex:
+            self.connect()
+            if self.lock_file is None:
+                self.lock_file = open(_sidecar(self.path, "-lock"), "a+b")
+            return self.lock_file.fileno()
+
+    def write(self, body: Any) -> Any:
+        """Run ``body(conn)`` in one IMMEDIATE transaction, with buffered stats."""
+        with self.mutex:
+            conn = self.connect()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self.pending:
+                    conn.executemany(
+                        "UPDATE embeddings SET atime = MAX(atime, ?) "
+                        "WHERE namespace = ? AND key = ?",
+                        [(t, ns, k) for (ns, k), t in self.pending.items()],
+                    )
+                hits = self.hits - self.hits_saved
+                misses = self.misses - self.misses_saved
+                _bump(conn, hits=hits, misses=misses)
+                result = body(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            self.pending.clear()
+            self.hits_saved += hits
+            self.misses_saved += misses
+        return result
+
+    def close(self) -> None:
+        with self.mutex:
+            if self.conn is not None and self.pid == os.getpid():
+                with contextlib.suppress(sqlite3.Error):
+                    self.write(lambda conn: None)
+                self.conn.close()
+                if self.lock_file is not None:
+                    self.lock_file.close()
+            self.conn, self.lock_file = None, None
+
+
+_ABANDONED: list = []  # a forked child's copies of its parent's handles, never closed
+
+
+def _open(path: Path, timeout: float) -> sqlite3.Connection:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(
+        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only acts on a new file
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                conn.execute(statement)
+        conn.executemany(
+            "INSERT OR IGNORE INTO counters VALUES (?, 0)", [(c,) for c in _COUNTERS]
+        )
+        conn.execute("COMMIT")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise ValueError(
+            f"EmbeddingCache path: got {str(path)!r}, which is not a usable "
+            f"embedding cache ({exc}). Expected a new file or one written by "
+            "EmbeddingCache. Pass another path, or delete this file."
+        ) from exc
+    return conn
+
+
+def _bump(conn: sqlite3.Connection, **deltas: int) -> None:
+    conn.executemany(
+        "UPDATE counters SET value = value + ? WHERE name = ?",
+        [(v, k) for k, v in deltas.items() if v],
+    )
+
+
+def _evict(conn: sqlite3.Connection, limit: int) -> None:
+    """Delete least recently used rows until the stored data fits ``limit``."""
+    (total,) = conn.execute(
+        "SELECT value FROM counters WHERE name = 'bytes'"
+    ).fetchone()
+    if total <= limit:
+        return
+    victims, freed = [], 0
+    for rowid, nbytes in conn.execute(
+        "SELECT rowid, nbytes FROM embeddings ORDER BY atime, rowid"
+    ):
+        victims.append((rowid,))
+        freed += nbytes
+        if total - freed <= limit:
+            break
+    conn.executemany("DELETE FROM embeddings WHERE rowid = ?", victims)
+    _bump(conn, bytes=-freed, evicted=len(victims))
+    conn.execute("PRAGMA incremental_vacuum")
+
+
+def _check_keys(namespace: Any, keys: Sequence[Any]) -> list[str]:
+    if not isinstance(namespace, str) or not namespace:
+        raise TypeError(
+            f"namespace: got {namespace!r}. Expected a non-empty str. Pass the "
+            "backbone fingerprint the keys belong to."
+        )
+    if isinstance(keys, (str, bytes)):
+        raise TypeError(
+            f"keys: got {keys!r}. Expected a sequence of str keys, not a single "
+            "string. Wrap one key in a list: [key]."
+        )
+    for i, key in enumerate(keys):
+        if not isinstance(key, str):
+            raise TypeError(
+                f"keys[{i}]: got {key!r}. Expected str keys. Hash the row's content "
+                "to a string (e.g. hashlib.sha1(data).hexdigest())."
+            )
+    return list(dict.fromkeys(keys))
+
+
+def _sidecar(path: Path, suffix: str) -> Path:
+    return path.with_name(path.name + suffix)
+
+
+@contextlib.contextmanager
+def _thread_lock(path: str, offset: int) -> Iterator[None]:
+    with _THREAD_LOCKS_GUARD:
+        lock = _THREAD_LOCKS.setdefault((path, offset), threading.Lock())
+    with lock:
+        yield
+
+
+def _reopen(
+    path: str, temporary: bool, max_size_bytes: int | None, timeout: float
+) -> EmbeddingCache:
+    if temporary and not Path(path).exists():
+        return EmbeddingCache(max_size_bytes=max_size_bytes, timeout=timeout)
+    cache = EmbeddingCache(path, max_size_bytes=max_size_bytes, timeout=timeout)
+    cache.temporary = temporary  # a handle on another process's file: not owned
+    return cache
+
+
+def _close_and_remove(store: _Store, owned: tuple[Path, ...]) -> None:
+    store.close()
+    for path in owned:
+        for file in (path, *(_sidecar(path, s) for s in ("-wal", "-shm", "-lock"))):
+            with contextlib.suppress(OSError):
+                file.unlink()

@@ -1,0 +1,83 @@
+"""Worker processes for the EmbeddingCache tests (run with the "spawn" context).
+
+Each worker "embeds" keys with a deterministic fake model, ``vector_of``, so the
+tests can check every stored vector. Run as a script, it writes keys in batches
+and prints one line after each committed batch (the interruption test kills it).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from hybridml import EmbeddingCache
+
+DIM = 6
+
+
+def vector_of(key: str) -> np.ndarray:
+    """The fake embedding of a key: reproducible in any process."""
+    return np.random.default_rng(int(key)).standard_normal(DIM).astype(np.float32)
+
+
+def embed(keys: list[str]) -> np.ndarray:
+    return np.stack([vector_of(k) for k in keys]) if keys else np.empty((0, DIM))
+
+
+def _wait_until(start_at: float) -> None:
+    """Start every worker at the same moment, so that they really overlap."""
+    time.sleep(max(0.0, start_at - time.time()))
+
+
+def write_plain(path: str, keys: list[str], batch: int, start_at: float) -> None:
+    """Write ``keys`` in batches with no lock: duplicates race, nothing breaks."""
+    cache = EmbeddingCache(path)
+    _wait_until(start_at)
+    for start in range(0, len(keys), batch):
+        chunk = keys[start : start + batch]
+        cache.get_many("ns", chunk)
+        time.sleep(0.002)
+        cache.put_many("ns", chunk, embed(chunk))
+    cache.close()
+
+
+def embed_once(path, keys: list[str], batch: int, start_at: float = 0.0) -> int:
+    """The compute-once protocol; return how many rows this process embedded."""
+    cache = EmbeddingCache.coerce(path)
+    _wait_until(start_at)
+    found = cache.get_many("ns", keys)
+    missing = [k for k in keys if k not in found]
+    embedded = 0
+    if missing:
+        with cache.lock("ns"):
+            found = cache.get_many("ns", missing)
+            missing = [k for k in missing if k not in found]
+            for start in range(0, len(missing), batch):
+                chunk = missing[start : start + batch]
+                time.sleep(0.01)  # a slow model: widen the race window
+                cache.put_many("ns", chunk, embed(chunk))
+                embedded += len(chunk)
+    assert embedded == cache.misses, (embedded, cache.misses)
+    cache.close()
+    return embedded
+
+
+def main(path: str, n: int, batch: int, delay: float) -> None:
+    """Resume-friendly run: embed what is missing among keys 0..n-1, in batches."""
+    cache = EmbeddingCache(path)
+    keys = [str(i) for i in range(n)]
+    found = cache.get_many("ns", keys)
+    missing = [k for k in keys if k not in found]
+    print(f"missing {len(missing)}", flush=True)
+    for start in range(0, len(missing), batch):
+        chunk = missing[start : start + batch]
+        vectors = embed(chunk)
+        time.sleep(delay)
+        cache.put_many("ns", chunk, vectors)
+        print(f"committed {start + len(chunk)}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
