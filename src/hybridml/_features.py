@@ -1,0 +1,212 @@
+"""Features and heads for the leaderboard (``baseline.py``).
+
+Classical features with no deep network (raw pixels, a HOG-like descriptor,
+TF-IDF, preprocessed tabular columns), image reading, and the heads the
+leaderboard fits on a feature matrix. Everything here is plain NumPy and
+scikit-learn; xgboost is imported only when an ``"xgb"`` head is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
+from sklearn.svm import SVC, SVR
+
+from ._imports import optional_import
+
+HEADS = ("logreg", "svc", "rf", "xgb", "knn")
+
+PIXELS_SIZE = 32  # raw-pixel baseline: images resized to 32 x 32
+HOG_SIZE = 64  # HOG-like baseline: 64 x 64 grayscale, 8 x 8-pixel cells
+HOG_CELL = 8
+HOG_BINS = 9
+
+
+def make_head(name: str, task: str, random_state: int | None) -> object:
+    """A fresh, unfitted head for a dense feature matrix.
+
+    ``logreg`` is logistic regression for classification and ridge regression
+    for regression; every head but the trees standardises its input first.
+    """
+    classify = task == "classification"
+    if name == "logreg":
+        model = (
+            LogisticRegression(max_iter=2000, random_state=random_state)
+            if classify
+            else Ridge(alpha=1.0)
+        )
+        return make_pipeline(StandardScaler(), model)
+    if name == "svc":
+        return make_pipeline(StandardScaler(), SVC() if classify else SVR())
+    if name == "rf":
+        cls = RandomForestClassifier if classify else RandomForestRegressor
+        return cls(n_estimators=200, random_state=random_state)
+    if name == "knn":
+        cls = KNeighborsClassifier if classify else KNeighborsRegressor
+        return make_pipeline(StandardScaler(), cls(n_neighbors=10))
+    if name == "xgb":
+        xgboost = optional_import("xgboost")
+        cls = xgboost.XGBClassifier if classify else xgboost.XGBRegressor
+        return cls(
+            n_estimators=200,
+            learning_rate=0.1,
+            max_depth=6,
+            tree_method="hist",
+            random_state=random_state,
+            n_jobs=1,
+        )
+    raise ValueError(f"head: got {name!r}. Expected one of {HEADS}.")
+
+
+def make_hgb(task: str, random_state: int | None) -> object:
+    """Histogram gradient boosting, the tabular baseline (NaN and categories)."""
+    cls = (
+        HistGradientBoostingClassifier
+        if task == "classification"
+        else HistGradientBoostingRegressor
+    )
+    return cls(categorical_features="from_dtype", random_state=random_state)
+
+
+def make_linear(task: str, random_state: int | None) -> object:
+    """The linear model on sparse TF-IDF features (no centring)."""
+    if task == "classification":
+        return LogisticRegression(max_iter=2000, random_state=random_state)
+    return Ridge(alpha=1.0)
+
+
+def tfidf_columns(text: Sequence[str]) -> list[tuple]:
+    """ColumnTransformer entries: one word (1, 2)-gram TF-IDF per text column."""
+    return [
+        (
+            f"tfidf_{col}",
+            TfidfVectorizer(
+                ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode"
+            ),
+            col,
+        )
+        for col in text
+    ]
+
+
+def tabular_columns(numeric: Sequence[str], categorical: Sequence[str]) -> list:
+    """ColumnTransformer entries: impute and scale numbers, one-hot categories."""
+    parts: list[tuple] = []
+    if numeric:
+        num = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
+        parts.append(("numeric", num, list(numeric)))
+    if categorical:
+        cat = make_pipeline(
+            SimpleImputer(strategy="most_frequent"),
+            OneHotEncoder(handle_unknown="ignore"),
+        )
+        parts.append(("categorical", cat, list(categorical)))
+    return parts
+
+
+def select(name: str, parts: list, head: object) -> Pipeline:
+    """``Pipeline([(name, ColumnTransformer(parts)), ("head", head)])``."""
+    features = ColumnTransformer(parts, sparse_threshold=0.3)
+    return Pipeline([(name, features), ("head", head)])
+
+
+# -- images ------------------------------------------------------------------
+
+
+def to_pil(item: object, where: str):
+    """One image cell (path, array or PIL image) as a PIL image."""
+    pil = optional_import("PIL.Image")
+    if isinstance(item, pil.Image):
+        return item
+    if isinstance(item, (str, Path)):
+        try:
+            with pil.open(item) as img:
+                img.load()
+                return img
+        except (OSError, ValueError) as exc:
+            raise ValueError(
+                f"image {where}: could not read {str(item)!r} ({exc}). "
+                "Expected a readable image file. Fix or remove this row."
+            ) from exc
+    array = np.asarray(item)
+    if array.dtype.kind == "f":
+        scale = 255.0 if array.size and np.nanmax(array) <= 1.0 else 1.0
+        array = np.clip(np.nan_to_num(array) * scale, 0, 255)
+    array = array.astype(np.uint8)
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3):
+        raise ValueError(
+            f"image {where}: got an array of shape {array.shape}. Expected "
+            "(height, width) or (height, width, channels). Pass one image per row."
+        )
+    return pil.fromarray(array)
+
+
+def image_features(items: Sequence[object], where: str) -> dict[str, np.ndarray]:
+    """Raw pixels (32 x 32) and HOG-like features (64 x 64 gray) of each image."""
+    pil = optional_import("PIL.Image")
+    images = [to_pil(item, f"{where}, row {i}") for i, item in enumerate(items)]
+    gray = all(img.mode in ("L", "1", "I", "I;16", "F") for img in images)
+    mode = "L" if gray else "RGB"
+    size = (PIXELS_SIZE, PIXELS_SIZE)
+    pixels = np.stack(
+        [
+            np.asarray(img.convert(mode).resize(size, pil.BILINEAR), np.float32)
+            for img in images
+        ]
+    )
+    hog_in = np.stack(
+        [
+            np.asarray(img.convert("L").resize((HOG_SIZE,) * 2, pil.BILINEAR))
+            for img in images
+        ]
+    ).astype(np.float32)
+    return {
+        "pixels": pixels.reshape(len(images), -1) / 255.0,
+        "hog": hog(hog_in / 255.0),
+    }
+
+
+def hog(images: np.ndarray) -> np.ndarray:
+    """HOG-like descriptor of grayscale images ``(n, h, w)`` in [0, 1].
+
+    Unsigned gradient orientations in 9 bins, magnitude-weighted histograms
+    over 8 x 8-pixel cells, 2 x 2-cell blocks normalised with L2-Hys (Dalal and
+    Triggs, 2005), without their bilinear vote interpolation.
+    """
+    n, h, w = images.shape
+    gy, gx = np.gradient(images, axis=(1, 2))
+    magnitude = np.hypot(gx, gy)
+    angle = np.rad2deg(np.arctan2(gy, gx)) % 180.0
+    index = np.minimum((angle / (180.0 / HOG_BINS)).astype(int), HOG_BINS - 1)
+    ch, cw = h // HOG_CELL, w // HOG_CELL
+    crop = (slice(None), slice(0, ch * HOG_CELL), slice(0, cw * HOG_CELL))
+    magnitude, index = magnitude[crop], index[crop]
+    hist = np.empty((n, ch, cw, HOG_BINS), np.float32)
+    for b in range(HOG_BINS):
+        votes = np.where(index == b, magnitude, 0.0)
+        hist[..., b] = votes.reshape(n, ch, HOG_CELL, cw, HOG_CELL).sum(axis=(2, 4))
+    blocks = np.concatenate(
+        [hist[:, i : ch - 1 + i, j : cw - 1 + j] for i in (0, 1) for j in (0, 1)],
+        axis=-1,
+    )
+    blocks = blocks / np.sqrt((blocks**2).sum(-1, keepdims=True) + 1e-6)
+    blocks = np.minimum(blocks, 0.2)
+    blocks = blocks / np.sqrt((blocks**2).sum(-1, keepdims=True) + 1e-6)
+    return blocks.reshape(n, -1).astype(np.float32)

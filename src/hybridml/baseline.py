@@ -1,0 +1,826 @@
+"""The leaderboard: pretrained backbones x classical heads under cross-validation.
+
+:func:`run_baseline` answers "how far do pretrained features plus a classical
+head get me on this table, and which combination is best?" in one call, and
+``hybridml baseline`` is its command-line face (the CLI only formats).
+
+Each backbone embeds each row once, up front. A frozen pretrained backbone maps
+a row to a vector that depends on that row alone: nothing is learned from the
+labels or from other rows. Embedding the whole column once before splitting
+therefore computes exactly the features a per-fold ``Pipeline`` would, with no
+leakage from test folds, at 1/n_folds/n_heads of the cost, and every head sees
+bit-identical features. Everything that *is* fitted (scalers, TF-IDF
+vocabularies, imputers, heads, the stack) stays inside the cross-validation
+folds. An :class:`~hybridml.EmbeddingCache` (``cache=``) adds persistence
+across runs: a rerun, or a run resumed after an interruption, embeds only the
+rows it has not seen.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+from sklearn.ensemble import StackingClassifier, StackingRegressor
+from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+from sklearn.preprocessing import LabelEncoder, OrdinalEncoder
+from sklearn.utils.multiclass import type_of_target
+from threadpoolctl import threadpool_limits
+
+from . import _features
+from ._report import format_leaderboard, write_report
+
+__all__ = ["embed_frame", "format_leaderboard", "run_baseline", "write_report"]
+
+DEFAULT_TEXT_BACKBONE = "all_minilm_l6_v2_en"
+DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
+MAX_AUTO_CATEGORIES = 20  # tabular="auto": string columns with more are skipped
+_STACK_FOLDS = 3
+
+
+def run_baseline(
+    data: pd.DataFrame | str | os.PathLike,
+    *,
+    target: str,
+    text: str | Sequence[str] = (),
+    image: str | Sequence[str] = (),
+    tabular: str | Sequence[str] | None = "auto",
+    backbones: str | Sequence[Any] | None = None,
+    heads: str | Sequence[str] | None = None,
+    cv: int = 5,
+    metric: str | None = None,
+    task: str = "auto",
+    stack: int = 3,
+    cache: Any = None,
+    limit: int | None = None,
+    random_state: int | None = 0,
+    n_jobs: int | None = None,
+    verbose: int = 0,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Cross-validate pretrained embeddings x classical heads against baselines.
+
+    For each backbone, every row of the columns of its modality (text or image)
+    is embedded once; each head is then cross-validated on the embeddings (with
+    any tabular columns appended). Classical baselines with no deep features run
+    under the same folds: TF-IDF + logistic regression for text, raw pixels and
+    a HOG-like descriptor + logistic regression for images, histogram gradient
+    boosting for tabular columns. Finally a stack of the ``stack`` best models
+    (a stacking ensemble, out-of-fold predictions feeding a linear model).
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, str or path-like
+        The table, or a CSV / Parquet file (``.csv``, ``.csv.gz``, ``.tsv``,
+        ``.parquet``). Relative image paths are looked up next to the file
+        first, then in the working directory.
+    target : str
+        The column to predict.
+    text : str or sequence of str, default=()
+        Columns holding free text.
+    image : str or sequence of str, default=()
+        Columns holding image file paths (or, in a DataFrame, image arrays).
+    tabular : "auto", sequence of str or None, default="auto"
+        Numeric / categorical feature columns. ``"auto"``: every other numeric
+        column (except integer columns with one distinct value per row, which
+        look like identifiers) and every other string column with at most 20
+        distinct values. ``None`` or ``()``: none.
+    backbones : str, sequence or None, default=None
+        Backbones to embed with (anything ``KerasEmbeddingTransformer`` accepts:
+        preset names, local preset folders, ...). ``None``: the offline
+        ``"all_minilm_l6_v2_en"`` for text columns and ``"efficientnet_lite0"``
+        for image columns. ``()``: classical baselines only.
+    heads : str, sequence of str or None, default=None
+        Heads fitted on each backbone's embeddings, among ``"logreg"``,
+        ``"svc"``, ``"rf"``, ``"xgb"`` and ``"knn"`` (a comma-separated string
+        works). ``None``: all five (``"xgb"`` only if xgboost is installed).
+    cv : int, default=5
+        Number of cross-validation folds: stratified for classification,
+        shuffled K-fold for regression.
+    metric : str or None, default=None
+        A scikit-learn scorer name. ``None``: ``"accuracy"`` for classification,
+        ``"r2"`` for regression. ``neg_*`` scorers are reported as positive
+        errors (lower is better).
+    task : {"auto", "classification", "regression"}, default="auto"
+        ``"auto"`` reads the target: continuous numbers mean regression.
+    stack : int, default=3
+        Stack the ``stack`` best models; ``0`` or ``1`` skips the stack.
+    cache : EmbeddingCache, str, path-like or None, default=None
+        Where embeddings are kept across runs: a cache, an SQLite file, or a
+        folder (which gets ``embeddings.sqlite``).
+    limit : int or None, default=None
+        Use a random (stratified for classification) subset of this many rows.
+    random_state : int or None, default=0
+        Seed for the subset, the folds and the heads.
+    n_jobs : int or None, default=None
+        Parallel folds in ``cross_validate``.
+    verbose : int, default=0
+        ``1`` prints one line per step to stderr.
+    progress : bool, default=False
+        Show a progress bar while each backbone embeds.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per model, best first: ``rank``, ``features``, ``head``,
+        ``kind`` (``"deep"``, ``"classical"`` or ``"stack"``), ``metric``,
+        ``mean``, ``std``, ``embed_s`` (seconds to compute the features of every
+        row, once), ``fit_s`` (mean seconds per fold to fit), ``dims`` (features
+        seen by the head) and ``scores`` (one per fold). ``attrs`` holds the
+        run's settings (task, rows, folds, columns used and skipped, timings).
+
+    See Also
+    --------
+    hybridml.KerasEmbeddingTransformer : The embedding step.
+    hybridml.baseline.write_report : Writes the CSV, JSON and PNG report.
+
+    Notes
+    -----
+    The stack's members are the best rows of this same cross-validation, so its
+    score is slightly optimistic; treat a small lead of the stack as a tie.
+    Heads use fixed, untuned defaults, as do the classical baselines.
+
+    Examples
+    --------
+    >>> from hybridml import run_baseline
+    >>> from hybridml.datasets import load_wine
+    >>> board = run_baseline(load_wine(), target="label", heads="logreg", cv=3,
+    ...                      stack=0)
+    >>> print(board[["features", "head", "kind"]].to_string(index=False))
+    features   head      kind
+     tabular logreg classical
+     tabular    hgb classical
+    >>> bool((board["mean"] > 0.9).all())
+    True
+    """
+    start = time.perf_counter()
+    say = _printer(verbose)
+    frame, base = _read_data(data)
+    text = _names(frame, text, "text")
+    image = _names(frame, image, "image")
+    [target] = _names(frame, [target], "target")
+    _check_roles(target, text, image)
+    numeric, categorical, ignored = _tabular(frame, tabular, [target, *text, *image])
+    if not (text or image or numeric or categorical):
+        raise ValueError(
+            "features: got none. Expected at least one text, image or tabular "
+            f"column besides the target {target!r}. Name them with text=..., "
+            "image=... or tabular=[...]."
+        )
+    heads = _heads(heads)
+    cv = _positive_int(cv, "cv", minimum=2)
+    stack = _positive_int(stack, "stack", minimum=0)
+    if limit is not None:
+        limit = _positive_int(limit, "limit", minimum=2)
+    task = _task(frame[target], task, target)
+    scorer, metric_name, sign = _scorer(metric, task)
+    frame = _subsample(frame, target, limit, task, random_state)
+    y = _check_target(frame[target], task, cv, target)
+    for col in text:
+        _check_text(frame[col], col)
+    images = {col: _image_items(frame[col], col, base) for col in image}
+    specs = _backbones(backbones, text, image)
+
+    # Everything above is cheap validation; the work starts here.
+    say(f"{len(frame)} rows, {task}, {cv}-fold CV, metric {metric_name}")
+    embedders = [_load(spec, cache, progress, say) for spec in specs]
+    blocks, rows, load_s = {}, [], {}
+    for i, (spec, (embedder, seconds)) in enumerate(zip(specs, embedders, strict=True)):
+        name = _display_name(spec, [s for s in specs if s is not spec])
+        load_s[name] = seconds
+        modality = _modality(embedder, name, text, image)
+        cols = text if modality == "text" else image
+        t0 = time.perf_counter()
+        parts = [
+            embedder.transform(frame[col] if modality == "text" else images[col])
+            for col in cols
+        ]
+        block = np.hstack(parts).astype(np.float32)
+        blocks[f"_hml{i}_"] = block
+        seconds = time.perf_counter() - t0
+        say(
+            f"embedded {len(frame)} rows x {len(cols)} column(s) with {name}: "
+            f"{block.shape[1]} dims in {seconds:.1f} s"
+        )
+        for head in heads:
+            rows.append(("deep", name, head, f"_hml{i}_", seconds))
+    if image:
+        t0 = time.perf_counter()
+        feats = [_features.image_features(images[col], col) for col in image]
+        seconds = (time.perf_counter() - t0) / 2  # both sets computed together
+        for kind in ("pixels", "hog"):
+            blocks[f"_hml{kind}_"] = np.hstack([f[kind] for f in feats])
+            rows.append(("classical", kind, "logreg", f"_hml{kind}_", seconds))
+    X = _design_matrix(frame, text, numeric, categorical, blocks)
+    candidates = _candidates(
+        rows, blocks, text, numeric, categorical, heads, task, random_state
+    )
+
+    splitter = (StratifiedKFold if task == "classification" else KFold)(
+        n_splits=cv, shuffle=True, random_state=random_state
+    )
+    results = []
+    # One OpenMP thread (HistGradientBoosting): on a small or busy machine its
+    # spinning threads ran 10-100x slower than one thread (measured, 2 cores).
+    with threadpool_limits(limits=1, user_api="openmp"):
+        for cand in candidates:
+            say(f"cross-validating {cand['features']} + {cand['head']}")
+            results.append(_evaluate(cand, X, y, splitter, scorer, sign, n_jobs))
+        stacked = stack >= 2 and len(results) >= 2 and _stackable(y, task, cv)
+        if stacked:
+            best = sorted(results, key=lambda r: -sign * r["mean"])[:stack]
+            say(f"cross-validating the stack of the {len(best)} best")
+            cand = _stack_candidate(best, task, cv, random_state)
+            results.append(_evaluate(cand, X, y, splitter, scorer, sign, n_jobs))
+        elif stack >= 2:
+            say("skipped the stack: too few rows per class for its inner folds")
+    board = pd.DataFrame(
+        [{k: v for k, v in r.items() if k != "_model"} for r in results]
+    )
+    board.insert(3, "metric", metric_name)
+    board = board.sort_values(
+        "mean", ascending=sign < 0, kind="stable", ignore_index=True
+    )
+    board.insert(0, "rank", np.arange(1, len(board) + 1))
+    board.attrs = {
+        "task": task,
+        "metric": metric_name,
+        "greater_is_better": sign > 0,
+        "cv": cv,
+        "n_rows": len(frame),
+        "target": target,
+        "classes": [str(c) for c in _classes(frame[target], task)],
+        "text": text,
+        "image": image,
+        "numeric": numeric,
+        "categorical": categorical,
+        "ignored": ignored,
+        "backbones": [_display_name(s, []) for s in specs],
+        "load_s": load_s,
+        "random_state": random_state,
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return board
+
+
+def embed_frame(
+    data: pd.DataFrame | str | os.PathLike,
+    *,
+    text: str | Sequence[str] = (),
+    image: str | Sequence[str] = (),
+    backbone: Any = None,
+    keep: str | Sequence[str] | None = "all",
+    cache: Any = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Embed text or image columns of a table, for saving and later use.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, str or path-like
+        The table, or a CSV / Parquet file.
+    text : str or sequence of str, default=()
+        Text columns to embed.
+    image : str or sequence of str, default=()
+        Image-path columns to embed.
+    backbone : object, default=None
+        Backbone for ``KerasEmbeddingTransformer``. ``None``: the default of the
+        modality (``"all_minilm_l6_v2_en"`` or ``"efficientnet_lite0"``).
+    keep : "all", sequence of str or None, default="all"
+        Columns copied unchanged into the output: ``"all"`` keeps every column
+        that is not embedded, ``None`` none.
+    cache : EmbeddingCache, str, path-like or None, default=None
+        Cache of finished batches: an interrupted run resumes from it.
+    batch_size : int or None, default=None
+        Rows per forward pass (``None``: the transformer's default).
+    progress : bool, default=False
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept columns, then float32 columns ``<column>_emb<j>``.
+
+    Examples
+    --------
+    >>> from hybridml.baseline import embed_frame
+    >>> embed_frame  # doctest: +ELLIPSIS
+    <function embed_frame at ...>
+    """
+    frame, base = _read_data(data)
+    text = _names(frame, text, "text")
+    image = _names(frame, image, "image")
+    _check_roles(None, text, image)
+    if bool(text) == bool(image):
+        raise ValueError(
+            f"columns to embed: got text={text!r} and image={image!r}. Expected "
+            "text columns or image columns (one backbone embeds one modality). "
+            "Embed them in two calls."
+        )
+    if keep == "all":
+        kept = [c for c in frame.columns if c not in {*text, *image}]
+    else:
+        kept = _names(frame, keep or (), "keep")
+    for col in text:
+        _check_text(frame[col], col)
+    images = {col: _image_items(frame[col], col, base) for col in image}
+    default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
+    spec = default if backbone is None else backbone
+    embedder, _ = _load(spec, cache, progress, _printer(0), batch_size=batch_size)
+    out = [frame[kept].reset_index(drop=True)]
+    for col in text or image:
+        vectors = embedder.transform(frame[col] if text else images[col])
+        names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
+        out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
+    return pd.concat(out, axis=1)
+
+
+# -- reading and validating --------------------------------------------------
+
+
+def _printer(verbose: int) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if verbose:
+            print(f"[hybridml] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _read_data(data: Any) -> tuple[pd.DataFrame, Path]:
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True), Path.cwd()
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(
+            f"data: got {type(data).__name__}. Expected a pandas DataFrame or the "
+            "path of a CSV or Parquet file. Pass pd.read_csv(...) or a file name."
+        )
+    path = Path(data).expanduser()
+    if not path.is_file():
+        where = "a folder" if path.is_dir() else "no such file"
+        raise FileNotFoundError(
+            f"data file: got {str(path)!r} ({where}). Expected an existing CSV "
+            "or Parquet file. Check the path and the working directory."
+        )
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+    elif name.endswith((".tsv", ".tsv.gz", ".tab")):
+        frame = pd.read_csv(path, sep="\t")
+    else:
+        frame = pd.read_csv(path)
+    return frame, path.resolve().parent
+
+
+def _names(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(names)
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.5)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            shown = ", ".join(repr(c) for c in columns[:30])
+            more = f" and {len(columns) - 30} more" if len(columns) > 30 else ""
+            raise ValueError(
+                f"{role} column: got {name!r}, which is not in the data. Expected "
+                f"one of the {len(columns)} columns: {shown}{more}. {hint}"
+                "Column names are case-sensitive."
+            )
+    return names
+
+
+def _check_roles(target: str | None, text: list, image: list) -> None:
+    seen: dict[str, str] = {} if target is None else {target: "target"}
+    for role, cols in (("text", text), ("image", image)):
+        for col in cols:
+            if col in seen:
+                raise ValueError(
+                    f"{role} column: got {col!r}, which is already the "
+                    f"{seen[col]} column. Expected each column in one role. "
+                    "Remove it from one of them."
+                )
+            seen[col] = role
+
+
+def _tabular(frame: pd.DataFrame, spec: Any, used: list) -> tuple[list, list, list]:
+    if spec is None or (not isinstance(spec, str) and len(spec) == 0):
+        return [], [], []
+    if isinstance(spec, str) and spec != "auto":
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    if spec == "auto":
+        numeric, categorical, ignored = [], [], []
+        for col in frame.columns:
+            if col in used:
+                continue
+            values = frame[col]
+            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(
+                values
+            ):
+                looks_like_id = (
+                    pd.api.types.is_integer_dtype(values)
+                    and len(values) > MAX_AUTO_CATEGORIES
+                    and values.nunique() == len(values)
+                )
+                (ignored if looks_like_id else numeric).append(col)
+            elif values.nunique() <= MAX_AUTO_CATEGORIES:
+                categorical.append(col)
+            else:
+                ignored.append(col)
+        return numeric, categorical, ignored
+    cols = _names(frame, spec, "tabular")
+    for col in cols:
+        if col in used:
+            raise ValueError(
+                f"tabular column: got {col!r}, which is already the target, a "
+                "text or an image column. Expected each column in one role. "
+                "Remove it from tabular."
+            )
+    numeric = [
+        c
+        for c in cols
+        if pd.api.types.is_numeric_dtype(frame[c])
+        or pd.api.types.is_bool_dtype(frame[c])
+    ]
+    return numeric, [c for c in cols if c not in numeric], []
+
+
+def _heads(heads: Any) -> list[str]:
+    if heads is None:
+        default = list(_features.HEADS)
+        try:
+            import xgboost  # noqa: F401
+        except ImportError:
+            default.remove("xgb")
+        return default
+    if isinstance(heads, str):
+        heads = [h.strip() for h in heads.split(",") if h.strip()]
+    heads = list(heads)
+    for head in heads:
+        if head not in _features.HEADS:
+            close = difflib.get_close_matches(str(head), _features.HEADS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"head: got {head!r}. Expected some of "
+                f"{', '.join(_features.HEADS)}.{hint}"
+            )
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"heads: got {heads!r}. Expected each head once.")
+    return heads
+
+
+def _positive_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
+    if value < minimum:
+        raise ValueError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
+    return int(value)
+
+
+def _task(y: pd.Series, task: str, target: str) -> str:
+    if task not in ("auto", "classification", "regression"):
+        raise ValueError(
+            f"task: got {task!r}. Expected 'auto', 'classification' or 'regression'."
+        )
+    if y.isna().any():
+        where = np.flatnonzero(y.isna().to_numpy())[:5].tolist()
+        raise ValueError(
+            f"target {target!r}: got {int(y.isna().sum())} missing values (rows "
+            f"{where}...). Expected a label in every row. Drop or fill those rows."
+        )
+    if task != "auto":
+        if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+            raise ValueError(
+                f"target {target!r}: got dtype {y.dtype} with task='regression'. "
+                "Expected numbers. Use task='classification' for labels."
+            )
+        return task
+    kind = type_of_target(y.to_numpy())
+    return (
+        "regression"
+        if kind in ("continuous", "continuous-multioutput")
+        else ("classification")
+    )
+
+
+def _scorer(metric: str | None, task: str) -> tuple[Any, str, int]:
+    if metric is None:
+        metric = "accuracy" if task == "classification" else "r2"
+    names = get_scorer_names()
+    if metric not in names:
+        close = difflib.get_close_matches(metric, names, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"metric: got {metric!r}. Expected a scikit-learn scorer name such "
+            f"as 'accuracy', 'f1_macro', 'roc_auc' or 'r2'.{hint}"
+        )
+    if metric.startswith("neg_"):
+        return get_scorer(metric), metric[4:], -1
+    return get_scorer(metric), metric, 1
+
+
+def _subsample(
+    frame: pd.DataFrame, target: str, limit: int | None, task: str, seed: Any
+) -> pd.DataFrame:
+    if limit is None or limit >= len(frame):
+        return frame
+    rng = np.random.RandomState(seed)
+    if task == "classification":
+        # Proportional per class, at least one row of each, then trimmed.
+        order = rng.permutation(len(frame))
+        labels = frame[target].to_numpy()[order]
+        rank = pd.Series(labels).groupby(labels).cumcount().to_numpy()
+        size = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()
+        take = order[np.argsort(rank / size, kind="stable")[:limit]]
+    else:
+        take = rng.permutation(len(frame))[:limit]
+    return frame.iloc[np.sort(take)].reset_index(drop=True)
+
+
+def _check_target(y: pd.Series, task: str, cv: int, target: str) -> np.ndarray:
+    if task == "regression":
+        if len(y) < 2 * cv:
+            raise ValueError(
+                f"rows: got {len(y)} for cv={cv}. Expected at least {2 * cv} rows "
+                "(two per fold). Lower cv or use more rows (check limit)."
+            )
+        return y.to_numpy(dtype=np.float64)
+    counts = y.astype(str).value_counts()
+    if len(counts) < 2:
+        raise ValueError(
+            f"target {target!r}: got a single class {counts.index[0]!r} "
+            f"({counts.iloc[0]} rows). Expected at least two classes. Check the "
+            "target column (or the rows kept by limit)."
+        )
+    rare = counts[counts < cv]
+    if len(rare):
+        shown = ", ".join(f"{k!r}: {v}" for k, v in rare.head(5).items())
+        raise ValueError(
+            f"rows per class: got {shown} with cv={cv}. Expected at least {cv} rows "
+            f"in every class for {cv}-fold stratified CV. Lower cv to "
+            f"{max(2, int(rare.min()))}, add rows, or drop or merge the rare "
+            "classes (or raise limit)."
+        )
+    return LabelEncoder().fit_transform(y.astype(str))
+
+
+def _classes(y: pd.Series, task: str) -> list:
+    return sorted(y.astype(str).unique()) if task == "classification" else []
+
+
+def _check_text(values: pd.Series, col: str) -> None:
+    bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
+    if bad.any():
+        where = np.flatnonzero(bad.to_numpy())
+        raise ValueError(
+            f"text column {col!r}: got {len(where)} missing or non-text values "
+            f"(rows {where[:5].tolist()}{'...' if len(where) > 5 else ''}). "
+            "Expected a string in every row. Fill them (e.g. with '') or drop "
+            "those rows."
+        )
+
+
+def _image_items(values: pd.Series, col: str, base: Path) -> list:
+    items, missing = [], []
+    for i, item in enumerate(values):
+        if isinstance(item, (str, os.PathLike)):
+            path = Path(item).expanduser()
+            if not path.is_absolute():
+                path = base / path if (base / path).is_file() else Path.cwd() / path
+            if not path.is_file():
+                missing.append((i, str(item)))
+            items.append(str(path))
+        elif item is None or (isinstance(item, float) and np.isnan(item)):
+            missing.append((i, "<empty>"))
+        else:
+            items.append(item)
+    if missing:
+        shown = ", ".join(f"row {i}: {p!r}" for i, p in missing[:3])
+        raise FileNotFoundError(
+            f"image column {col!r}: got {len(missing)} of {len(values)} paths that "
+            f"do not exist ({shown}{', ...' if len(missing) > 3 else ''}). Expected "
+            f"image files; relative paths are looked up in {str(base)!r}, then in "
+            "the working directory. Fix the paths or drop those rows."
+        )
+    return items
+
+
+# -- backbones ---------------------------------------------------------------
+
+
+def _backbones(backbones: Any, text: list, image: list) -> list:
+    if backbones is None:
+        return ([DEFAULT_TEXT_BACKBONE] if text else []) + (
+            [DEFAULT_IMAGE_BACKBONE] if image else []
+        )
+    if isinstance(backbones, (str, os.PathLike)) or not isinstance(backbones, Sequence):
+        backbones = [backbones]
+    backbones = list(backbones)
+    if backbones and not (text or image):
+        raise ValueError(
+            f"backbones: got {len(backbones)} but no text or image column. "
+            "Expected text=... or image=... columns for the backbones to embed. "
+            "Name them, or pass backbones=() for tabular baselines only."
+        )
+    return backbones
+
+
+def _display_name(spec: Any, others: list) -> str:
+    if isinstance(spec, (str, os.PathLike)):
+        text = str(spec).rstrip("/\\")
+        name = Path(text).name if os.sep in text or "/" in text else text
+        if os.fspath(spec).startswith(("hf://", "kaggle://")):
+            name = text
+        clash = any(
+            isinstance(o, (str, os.PathLike)) and Path(str(o)).name == name
+            for o in others
+        )
+        return text if clash else name
+    return getattr(spec, "name", None) or type(spec).__name__
+
+
+def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
+    from .cache import EmbeddingCache
+    from .embedding import KerasEmbeddingTransformer
+
+    store = _cache(cache, EmbeddingCache)
+    params = {k: v for k, v in params.items() if v is not None}
+    embedder = KerasEmbeddingTransformer(
+        spec, cache=store, verbose=int(bool(progress)), **params
+    )
+    t0 = time.perf_counter()
+    embedder.fit(None)
+    seconds = time.perf_counter() - t0
+    say(f"loaded {_display_name(spec, [])} in {seconds:.1f} s")
+    return embedder, seconds
+
+
+def _cache(cache: Any, cls: type) -> Any:
+    if isinstance(cache, (str, os.PathLike)):
+        path = Path(cache).expanduser()
+        if path.is_dir() or not path.suffix:
+            path = path / "embeddings.sqlite"
+        return cls.coerce(path)
+    return cls.coerce(cache)
+
+
+def _modality(embedder: Any, name: str, text: list, image: list) -> str:
+    modality = embedder.modality_
+    cols = text if modality == "text" else image
+    if not cols:
+        raise ValueError(
+            f"backbone {name!r}: got a {modality} backbone but no {modality} "
+            f"column. Expected {modality}=... columns for it to embed. Name them, "
+            "or drop this backbone."
+        )
+    return modality
+
+
+# -- candidates and evaluation -------------------------------------------------
+
+
+def _design_matrix(frame, text, numeric, categorical, blocks) -> pd.DataFrame:
+    pieces = [frame[text + categorical].reset_index(drop=True)]
+    if numeric:
+        pieces.append(frame[numeric].astype(np.float64).reset_index(drop=True))
+    for key, block in blocks.items():
+        columns = [f"{key}{j}" for j in range(block.shape[1])]
+        pieces.append(pd.DataFrame(block, columns=columns))
+    return pd.concat(pieces, axis=1)
+
+
+def _candidates(rows, blocks, text, numeric, categorical, heads, task, seed):
+    tab = _features.tabular_columns(numeric, categorical)
+    suffix = " + tabular" if tab else ""
+    out = []
+
+    def add(kind, features, head, parts, model, embed_s):
+        pipe = _features.select("features", parts, model)
+        out.append(
+            dict(kind=kind, features=features, head=head, model=pipe, embed_s=embed_s)
+        )
+
+    for kind, features, head, key, seconds in rows:
+        cols = [f"{key}{j}" for j in range(blocks[key].shape[1])]
+        model = (
+            _features.make_head(head, task, seed)
+            if kind == "deep"
+            else _features.make_head("logreg", task, seed)
+        )
+        add(
+            kind,
+            features + suffix,
+            head,
+            [("block", "passthrough", cols), *tab],
+            model,
+            seconds,
+        )
+    if text:
+        add(
+            "classical",
+            "tfidf" + suffix,
+            "logreg",
+            [*_features.tfidf_columns(text), *tab],
+            _features.make_linear(task, seed),
+            0.0,
+        )
+    if tab:
+        if not (text or blocks):
+            for head in heads:
+                add(
+                    "classical",
+                    "tabular",
+                    head,
+                    tab,
+                    _features.make_head(head, task, seed),
+                    0.0,
+                )
+        encoder = OrdinalEncoder(
+            handle_unknown="use_encoded_value",
+            unknown_value=np.nan,
+            encoded_missing_value=np.nan,
+            max_categories=250,
+        )
+        parts = [("numeric", "passthrough", numeric)] if numeric else []
+        if categorical:
+            parts.append(("categorical", encoder, categorical))
+        hgb = _features.make_hgb(task, seed).set_params(
+            categorical_features=[False] * len(numeric) + [True] * len(categorical)
+        )
+        add("classical", "tabular", "hgb", parts, hgb, 0.0)
+    return out
+
+
+def _evaluate(cand, X, y, splitter, scorer, sign, n_jobs) -> dict:
+    result = cross_validate(
+        cand["model"],
+        X,
+        y,
+        cv=splitter,
+        scoring=scorer,
+        n_jobs=n_jobs,
+        return_estimator=True,
+        error_score="raise",
+    )
+    scores = sign * result["test_score"]
+    head = result["estimator"][0]
+    dims = (
+        None
+        if cand["kind"] == "stack"
+        else int(getattr(head[-1], "n_features_in_", 0)) or None
+    )
+    return {
+        "features": cand["features"],
+        "head": cand["head"],
+        "kind": cand["kind"],
+        "mean": float(scores.mean()),
+        "std": float(scores.std()),
+        "embed_s": float(cand["embed_s"]),
+        "fit_s": float(result["fit_time"].mean()),
+        "dims": dims,
+        "scores": [float(s) for s in scores],
+        "_model": cand["model"],
+    }
+
+
+def _stackable(y: np.ndarray, task: str, cv: int) -> bool:
+    """Whether every class has enough training rows for the stack's inner CV."""
+    if task == "regression":
+        return len(y) * (cv - 1) // cv >= 2 * _STACK_FOLDS
+    smallest = int(np.bincount(y).min())
+    return smallest * (cv - 1) // cv >= min(cv, _STACK_FOLDS)
+
+
+def _stack_candidate(best: list, task: str, cv: int, seed: Any) -> dict:
+    estimators = [(f"m{i}", clone(r["_model"])) for i, r in enumerate(best)]
+    inner = min(cv, _STACK_FOLDS)
+    if task == "classification":
+        model = StackingClassifier(
+            estimators,
+            cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
+        )
+    else:
+        model = StackingRegressor(
+            estimators, cv=KFold(inner, shuffle=True, random_state=seed)
+        )
+    members = " | ".join(f"{r['features']} + {r['head']}" for r in best)
+    embed_s = sum({r["features"]: r["embed_s"] for r in best}.values())
+    return dict(
+        kind="stack",
+        features=f"stack of {len(best)}: {members}",
+        head="logreg" if task == "classification" else "ridge",
+        model=model,
+        embed_s=embed_s,
+    )
