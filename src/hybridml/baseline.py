@@ -194,14 +194,17 @@ def run_baseline(
     say(f"{len(frame)} rows, {task}, {cv}-fold CV, metric {metric_name}")
     embedders = [_load(spec, cache, progress, say) for spec in specs]
     blocks, rows, load_s = {}, [], {}
-    for i, (spec, (embedder, seconds)) in enumerate(zip(specs, embedders, strict=True)):
-        name = _display_name(spec, [s for s in specs if s is not spec])
+    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
+    for name, (_, modality, seconds) in zip(names, embedders, strict=True):
         load_s[name] = seconds
-        modality = _modality(embedder, name, text, image)
-        cols = text if modality == "text" else image
+        _columns_for(modality, name, text, image)  # check them all before embedding
+    for i, (name, (embedder, modality, _)) in enumerate(
+        zip(names, embedders, strict=True)
+    ):
+        cols = _columns_for(modality, name, text, image)
         t0 = time.perf_counter()
         parts = [
-            embedder.transform(frame[col] if modality == "text" else images[col])
+            embedder.fit_transform(frame[col] if modality == "text" else images[col])
             for col in cols
         ]
         block = np.hstack(parts).astype(np.float32)
@@ -336,10 +339,13 @@ def embed_frame(
     images = {col: _image_items(frame[col], col, base) for col in image}
     default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
     spec = default if backbone is None else backbone
-    embedder, _ = _load(spec, cache, progress, _printer(0), batch_size=batch_size)
+    embedder, modality, _ = _load(
+        spec, cache, progress, _printer(0), batch_size=batch_size
+    )
+    _columns_for(modality, _display_name(spec, []), text, image)
     out = [frame[kept].reset_index(drop=True)]
     for col in text or image:
-        vectors = embedder.transform(frame[col] if text else images[col])
+        vectors = embedder.fit_transform(frame[col] if text else images[col])
         names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
         out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
     return pd.concat(out, axis=1)
@@ -356,9 +362,9 @@ def _printer(verbose: int) -> Callable[[str], None]:
     return say
 
 
-def _read_data(data: Any) -> tuple[pd.DataFrame, Path]:
+def _read_data(data: Any) -> tuple[pd.DataFrame, Path | None]:
     if isinstance(data, pd.DataFrame):
-        return data.reset_index(drop=True), Path.cwd()
+        return data.reset_index(drop=True), None
     if not isinstance(data, (str, os.PathLike)):
         raise TypeError(
             f"data: got {type(data).__name__}. Expected a pandas DataFrame or the "
@@ -592,13 +598,15 @@ def _check_text(values: pd.Series, col: str) -> None:
         )
 
 
-def _image_items(values: pd.Series, col: str, base: Path) -> list:
+def _image_items(values: pd.Series, col: str, base: Path | None) -> list:
+    """Resolve the paths of an image column; report every missing file at once."""
     items, missing = [], []
     for i, item in enumerate(values):
         if isinstance(item, (str, os.PathLike)):
             path = Path(item).expanduser()
             if not path.is_absolute():
-                path = base / path if (base / path).is_file() else Path.cwd() / path
+                near = base is not None and (base / path).is_file()
+                path = (base if near else Path.cwd()) / path
             if not path.is_file():
                 missing.append((i, str(item)))
             items.append(str(path))
@@ -608,11 +616,12 @@ def _image_items(values: pd.Series, col: str, base: Path) -> list:
             items.append(item)
     if missing:
         shown = ", ".join(f"row {i}: {p!r}" for i, p in missing[:3])
+        where = f"{str(base)!r} (the data file's folder), then in " if base else ""
         raise FileNotFoundError(
             f"image column {col!r}: got {len(missing)} of {len(values)} paths that "
             f"do not exist ({shown}{', ...' if len(missing) > 3 else ''}). Expected "
-            f"image files; relative paths are looked up in {str(base)!r}, then in "
-            "the working directory. Fix the paths or drop those rows."
+            f"image files; relative paths are looked up in {where}the working "
+            f"directory {str(Path.cwd())!r}. Fix the paths or drop those rows."
         )
     return items
 
@@ -652,6 +661,8 @@ def _display_name(spec: Any, others: list) -> str:
 
 
 def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
+    """Load a backbone (once per process) and return its transformer and modality."""
+    from .backbones import get_embedder
     from .cache import EmbeddingCache
     from .embedding import KerasEmbeddingTransformer
 
@@ -661,10 +672,10 @@ def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
         spec, cache=store, verbose=int(bool(progress)), **params
     )
     t0 = time.perf_counter()
-    embedder.fit(None)
+    modality = get_embedder(spec).modality  # the transformer's fit reuses it
     seconds = time.perf_counter() - t0
-    say(f"loaded {_display_name(spec, [])} in {seconds:.1f} s")
-    return embedder, seconds
+    say(f"loaded {_display_name(spec, [])} ({modality}) in {seconds:.1f} s")
+    return embedder, modality, seconds
 
 
 def _cache(cache: Any, cls: type) -> Any:
@@ -676,16 +687,21 @@ def _cache(cache: Any, cls: type) -> Any:
     return cls.coerce(cache)
 
 
-def _modality(embedder: Any, name: str, text: list, image: list) -> str:
-    modality = embedder.modality_
+def _columns_for(modality: str, name: str, text: list, image: list) -> list:
+    if modality not in ("text", "image"):
+        raise ValueError(
+            f"backbone {name!r}: got a backbone that embeds {modality} arrays. "
+            "Expected a text or image backbone (a preset name or folder). Use "
+            "KerasEmbeddingTransformer directly for numeric input."
+        )
     cols = text if modality == "text" else image
     if not cols:
         raise ValueError(
-            f"backbone {name!r}: got a {modality} backbone but no {modality} "
-            f"column. Expected {modality}=... columns for it to embed. Name them, "
-            "or drop this backbone."
+            f"backbone {name!r}: got a backbone for {modality}s but no "
+            f"{modality} column. Expected {modality}=... columns for it to embed. "
+            "Name them, or drop this backbone."
         )
-    return modality
+    return cols
 
 
 # -- candidates and evaluation -------------------------------------------------
