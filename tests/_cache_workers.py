@@ -79,5 +79,34 @@ def main(path: str, n: int, batch: int, delay: float) -> None:
         print(f"committed {start + len(chunk)}", flush=True)
 
 
+def embed_texts(path: str, preset: str, n: int, batch: int, delay: float) -> None:
+    """Embed ``n`` texts with the transformer, a slow backbone, and the cache."""
+    from hybridml import KerasEmbeddingTransformer
+    from hybridml.backbones import Embedder
+
+    forward = Embedder.forward
+
+    def slow_forward(self, *args, **kwargs):
+        time.sleep(delay)  # a big model on a small machine
+        return forward(self, *args, **kwargs)
+
+    Embedder.forward = slow_forward
+    embed = KerasEmbeddingTransformer(preset, cache=path, batch_size=batch)
+    embed.fit_transform(texts(n))
+
+
+def texts(n: int) -> list[str]:
+    """``n`` distinct short sentences in the tiny test vocabulary."""
+    words = ["good", "bad", "movie", "plot", "fun", "story", "the", "a"]
+    return [
+        f"{words[i % 8]} {words[i // 8 % 8]} {words[i // 64 % 8]}" for i in range(n)
+    ]
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))
+    if sys.argv[1] == "transformer":
+        embed_texts(
+            sys.argv[2], sys.argv[3], *map(int, sys.argv[4:6]), float(sys.argv[6])
+        )
+    else:
+        main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]))

@@ -351,3 +351,34 @@ def test_bad_namespace_and_keys_are_rejected(cache):
 def test_coerce_rejects_other_types():
     with pytest.raises(TypeError, match=r"cache: got True\. Expected None, a file"):
         EmbeddingCache.coerce(True)
+
+
+def test_a_killed_embedding_run_resumes_from_the_cache(
+    text_preset, tmp_path, monkeypatch
+):
+    import hybridml.embedding
+    from hybridml import KerasEmbeddingTransformer
+
+    path = tmp_path / "run.sqlite"
+    script = [sys.executable, str(HERE / "_cache_workers.py"), "transformer"]
+    args = [str(path), str(text_preset), "400", "8", "0.1"]
+    proc = subprocess.Popen([*script, *args], cwd=HERE)
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline and proc.poll() is None:
+            if path.exists() and len(EmbeddingCache(path)) >= 24:
+                break
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGKILL)  # mid-run: at most 400/8 = 50 batches
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it was killed"
+    assert _integrity(path) == "ok"
+    kept = len(EmbeddingCache(path))
+    assert 24 <= kept < 400 and kept % 8 == 0  # whole batches only
+    texts = workers.texts(400)
+    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
+    resumed = KerasEmbeddingTransformer(text_preset, cache=path).fit_transform(texts)
+    assert hybridml.embedding._FORWARD_ROWS == 400 - kept  # only what was missing
+    fresh = KerasEmbeddingTransformer(text_preset).fit_transform(texts)
+    np.testing.assert_allclose(resumed, fresh, atol=1e-5)

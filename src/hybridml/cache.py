@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NU
 _COUNTERS = ("bytes", "written", "hits", "misses", "evicted")
 _CHUNK = 500  # keys per ``IN (...)``: far below SQLite's variable limit (999+)
 _FLUSH_EVERY = 20_000  # buffered access times written after this many hits
+_WAL_LIMIT = 8 * 1024**2  # the WAL file is truncated to this after a checkpoint
 _DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
 _BY_PATH: dict[str, EmbeddingCache] = {}  # ``coerce`` of a path reuses one handle
 _THREAD_LOCKS: dict[tuple[str, int], threading.Lock] = {}
@@ -560,6 +561,7 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only acts on a new file
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
         conn.execute("BEGIN IMMEDIATE")
         for statement in _SCHEMA.split(";"):
             if statement.strip():
