@@ -37,12 +37,17 @@ def test_tabular_leaderboard_has_heads_hgb_and_stack_ranked_best_first(wine_boar
         ("tabular", "knn"),
         ("tabular", "hgb"),
         ("stack of", "logreg"),
+        ("none", "prior"),  # chance: the majority class
     }
-    assert board["rank"].tolist() == [1, 2, 3, 4]
+    assert board["rank"].tolist() == [1, 2, 3, 4, 5]
     assert board["mean"].is_monotonic_decreasing
     assert all(len(s) == 3 for s in board["scores"])
     np.testing.assert_allclose(board["mean"], [np.mean(s) for s in board["scores"]])
-    assert (board["mean"] > 0.85).all()  # wine is easy; a broken head is not
+    models = board[board["kind"] != "chance"]
+    assert (models["mean"] > 0.85).all()  # wine is easy; a broken head is not
+    chance = board[board["kind"] == "chance"]
+    assert chance["mean"].item() == pytest.approx(71 / 178, abs=0.01)
+    assert chance["rank"].item() == 5 and np.isnan(chance["dims"].item())
     tab = board[board["kind"] == "classical"]
     assert (tab["dims"] == 13).all()
     assert board.attrs["n_rows"] == 178
@@ -53,7 +58,7 @@ def test_tabular_leaderboard_has_heads_hgb_and_stack_ranked_best_first(wine_boar
 def test_stack_members_are_the_best_rows(wine_board):
     board = wine_board
     stack = board.loc[board["kind"] == "stack", "features"].item()
-    others = board[board["kind"] != "stack"].sort_values("mean", ascending=False)
+    others = board[board["kind"] == "classical"].sort_values("mean", ascending=False)
     expected = [f"{f} + {h}" for f, h in others[["features", "head"]].values[:3]]
     assert stack == "stack of 3: " + " | ".join(expected)
     assert np.isnan(board.loc[board["kind"] == "stack", "dims"].item())
@@ -74,7 +79,7 @@ def test_tabular_none_uses_text_only_and_auto_skips_identifiers():
     board = run_baseline(
         df, target="label", text="review", tabular=None, backbones=(), stack=0, cv=3
     )
-    assert board["features"].tolist() == ["tfidf"]
+    assert board["features"].tolist() == ["tfidf", "none"]
     auto = run_baseline(df, target="label", text="review", backbones=(), stack=0, cv=3)
     assert auto.attrs["ignored"] == ["row_id", "note"]
 
@@ -85,6 +90,7 @@ def test_images_get_pixel_and_hog_baselines(tmp_path):
     df.to_csv(csv, index=False)
     # relative paths resolve next to the CSV file, whatever the working directory
     board = run_baseline(csv, target="label", image="path", backbones=(), cv=2, stack=0)
+    board = board[board["kind"] == "classical"]
     got = dict(zip(board["features"], board["dims"], strict=True))
     assert got == {"pixels": 32 * 32 * 3, "hog": 7 * 7 * 36}
     assert (board["mean"] >= 0.9).all()  # stripes: trivially separable
@@ -111,6 +117,7 @@ def test_image_arrays_in_a_dataframe_are_accepted():
     gray = [im[..., 0] / 255.0 for im in images]  # float in [0, 1], 2-D
     df = pd.DataFrame({"img": gray, "label": ["v"] * 6 + ["h"] * 6})
     board = run_baseline(df, target="label", image="img", backbones=(), cv=2, stack=0)
+    board = board[board["kind"] == "classical"]
     assert dict(zip(board["features"], board["dims"], strict=True)) == {
         "pixels": 32 * 32,  # all grayscale: one channel
         "hog": 1764,
@@ -226,7 +233,7 @@ def test_image_backbone_rows(tmp_path, cnn_preset):
         cv=2,
         stack=0,
     )
-    assert set(board["features"]) == {cnn_preset.name, "pixels", "hog"}
+    assert set(board["features"]) == {cnn_preset.name, "pixels", "hog", "none"}
     assert board.loc[board["kind"] == "deep", "dims"].item() == 32  # last stage
 
 

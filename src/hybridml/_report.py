@@ -11,7 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-_COLOURS = {"deep": "#3b75af", "classical": "#a0a0a0", "stack": "#e1812c"}
+_COLOURS = {
+    "deep": "#3b75af",
+    "classical": "#a0a0a0",
+    "stack": "#e1812c",
+    "chance": "#dddddd",
+}
 
 
 def format_leaderboard(board: pd.DataFrame) -> str:
