@@ -254,12 +254,15 @@ def test_pooled_embeddings_match_timm(keras_outputs, golden):
         / np.linalg.norm(pooled, axis=1)
         / np.linalg.norm(ref, axis=1)
     )
-    assert cos.min() > 0.99999, cos
-    np.testing.assert_allclose(pooled, ref, atol=2e-4 * np.abs(ref).max())
+    assert cos.min() > 0.999999, cos
+    # measured: max |diff| 4-5e-6 on every backend, features up to 4.5
+    np.testing.assert_allclose(pooled, ref, rtol=0, atol=1e-4)
 
 
 def test_logits_match_timm(keras_outputs, golden):
-    np.testing.assert_allclose(keras_outputs["logits"][:6], golden["logits"], atol=2e-3)
+    np.testing.assert_allclose(
+        keras_outputs["logits"][:6], golden["logits"], rtol=0, atol=1e-4
+    )
 
 
 def test_top1_on_real_photos_is_right_end_to_end(keras_outputs):
