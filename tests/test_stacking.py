@@ -243,7 +243,7 @@ def test_hybrid_stack_mixes_heads_on_text_and_tabular_models(
 
 
 def test_hybrid_stack_regression_with_tabular_columns(text_preset, frame):
-    target = frame["price"].fillna(10).to_numpy() + frame["review"].str.len()
+    target = 2 * frame["price"].fillna(10).to_numpy() + 3 * (frame["genre"] == "drama")
     stack = make_hybrid_stack(
         text_preset,
         heads=["logreg"],
@@ -255,7 +255,7 @@ def test_hybrid_stack_regression_with_tabular_columns(text_preset, frame):
     assert isinstance(stack, StackingRegressor)
     assert [n for n, _ in stack.estimators] == ["logreg", "tabular_rf", "tabular_ridge"]
     pred = stack.fit(frame, target).predict(frame)
-    assert pred.shape == (36,) and np.corrcoef(pred, target)[0, 1] > 0.5
+    assert pred.shape == (36,) and np.corrcoef(pred, target)[0, 1] > 0.9
 
 
 def test_out_of_fold_matrix_is_what_the_final_estimator_learned_from(
