@@ -32,6 +32,8 @@ from sklearn.svm import SVR
 import hybridml.embedding
 from hybridml import (
     EmbeddingCache,
+    KerasClassifier,
+    KerasRegressor,
     make_embedding_pipeline,
     make_hybrid_stack,
     make_multimodal_transformer,
@@ -80,6 +82,8 @@ def data():
         ("knn", "classification", KNeighborsClassifier),
         ("hgb", "regression", HistGradientBoostingRegressor),
         ("XGB", "classification", None),
+        ("keras", "classification", KerasClassifier),
+        ("keras", "regression", KerasRegressor),
     ],
 )
 def test_heads_by_short_name(name, task, expected):
@@ -242,18 +246,37 @@ def test_hybrid_stack_mixes_heads_on_text_and_tabular_models(
     assert stack.predict_proba(frame).shape == (36, 2)
 
 
+def test_stack_with_a_keras_head_embeds_once_and_predicts(
+    text_preset, data, forward_rows
+):
+    X, y = data
+    stack = make_hybrid_stack(
+        text_preset, heads=["logreg", "keras"], cv=2, random_state=0
+    )
+    stack.set_params(keras__head__epochs=3)  # routed like any sklearn parameter
+    assert stack.estimators[1][1][-1].epochs == 3
+    stack.fit(X, y)
+    assert forward_rows() == 40
+    assert isinstance(stack.named_estimators_["keras"][-1], KerasClassifier)
+    proba = stack.predict_proba(X)
+    assert proba.shape == (50, 2) and np.allclose(proba.sum(axis=1), 1)
+    assert forward_rows() == 40
+
+
 def test_hybrid_stack_regression_with_tabular_columns(text_preset, frame):
     target = 2 * frame["price"].fillna(10).to_numpy() + 3 * (frame["genre"] == "drama")
     stack = make_hybrid_stack(
         text_preset,
         heads=["logreg"],
         columns={"review": "text", "price": "numeric", "genre": "categorical"},
-        tabular=["rf", Ridge()],
+        tabular=["rf", Ridge(), KerasRegressor(epochs=2, random_state=0)],
         task="regression",
+        cv=3,
         random_state=0,
     )
     assert isinstance(stack, StackingRegressor)
-    assert [n for n, _ in stack.estimators] == ["logreg", "tabular_rf", "tabular_ridge"]
+    names = ["logreg", "tabular_rf", "tabular_ridge", "tabular_kerasregressor"]
+    assert [n for n, _ in stack.estimators] == names
     pred = stack.fit(frame, target).predict(frame)
     assert pred.shape == (36,) and np.corrcoef(pred, target)[0, 1] > 0.9
 

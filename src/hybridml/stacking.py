@@ -48,7 +48,7 @@ __all__ = [
 ]
 
 DEFAULT_TEXT_BACKBONE = "all_minilm_l6_v2_en"
-HEADS = ("logreg", "svc", "rf", "xgb", "knn", "hgb")
+HEADS = ("logreg", "svc", "rf", "xgb", "knn", "hgb", "keras")
 KINDS = ("text", "image", "numeric", "categorical")
 TASKS = ("classification", "regression")
 _IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -75,8 +75,10 @@ def make_embedding_pipeline(
         ``CalibratedClassifierCV(SVC(), ensemble=False)``, the scikit-learn 1.9
         replacement for ``probability=True``; SVR for regression), ``"rf"``
         (random forest), ``"xgb"`` (XGBoost, needs the ``xgboost`` extra),
-        ``"knn"`` (5 nearest neighbours) or ``"hgb"`` (histogram gradient
-        boosting).
+        ``"knn"`` (5 nearest neighbours), ``"hgb"`` (histogram gradient
+        boosting) or ``"keras"`` (:class:`~hybridml.KerasClassifier` or
+        :class:`~hybridml.KerasRegressor`: one hidden layer of 64, Adam, 30
+        epochs).
     task : {"classification", "regression"}, default="classification"
         Which kind of head a short name builds.
     cache : bool, str, path or EmbeddingCache, default=True
@@ -420,6 +422,16 @@ def _make_model(spec: Any, task: str, random_state: int | None, what: str) -> An
         xgboost = optional_import("xgboost", extra="xgboost")
         cls = xgboost.XGBClassifier if classify else xgboost.XGBRegressor
         return cls(n_estimators=200, random_state=rs, n_jobs=1)
+    if name == "keras":
+        from .wrappers import KerasClassifier, KerasRegressor
+
+        cls = KerasClassifier if classify else KerasRegressor
+        return cls(
+            optimizer="adam",
+            epochs=30,
+            random_state=rs,
+            model__hidden_layer_sizes=(64,),
+        )
     close = difflib.get_close_matches(name, HEADS, n=1)
     hint = f"Did you mean {close[0]!r}?" if close else "Pass an estimator instead."
     raise ValueError(
