@@ -201,6 +201,17 @@ def test_ray_rejects_what_it_cannot_run(ray_session, text_preset, texts):
         )
 
 
+def test_ray_worker_names_a_column_missing_from_its_batch():
+    # A lazy dataset's columns are unknown until it runs: the worker checks.
+    from types import SimpleNamespace
+
+    from hybridml.distributed import _RayEmbedder
+
+    worker = SimpleNamespace(column="txt", output_column="embedding", fitted=True)
+    with pytest.raises(ValueError, match=r"column: got 'txt'.*\['id', 'text'\]"):
+        _RayEmbedder.__call__(worker, {"text": np.array(["a"]), "id": np.array([0])})
+
+
 # --------------------------------------------------------------------------
 # Dask
 

@@ -123,7 +123,8 @@ def embed_ray_dataset(
     its ``DataContext``: ``ds`` and the global context are left unchanged. No id
     column or sort is needed.
 
-    Workers inherit the driver's Keras backend (passed to them as
+    Without a running Ray, a local one is started (``ray.init()``) to read the
+    cluster's resources. Workers inherit the driver's Keras backend (passed to them as
     ``KERAS_BACKEND`` in the actors' ``runtime_env``). They are spawned processes,
     never forks. A transformer's ``EmbeddingCache`` is shared by the workers of
     one machine (an SQLite file); on a multi-node cluster each node uses the file
