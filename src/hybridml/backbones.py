@@ -230,7 +230,7 @@ def _from_model(model: Any, source: str) -> Embedder:
         if hasattr(model, "pooling_mode"):
             recipe = (model.pooling_mode, getattr(model, "normalize", False))
         model = model.backbone
-        if pre is not None and hasattr(pre, "tokenizer"):
+        if pre is not None and getattr(pre, "tokenizer", None) is not None:
             tokenizer = _KerasHubTokenizer(pre)
             seq_len = getattr(pre, "sequence_length", None)
         converter = getattr(pre, "image_converter", None)
@@ -490,7 +490,7 @@ class Embedder:
                 + (f" or one of {list(allowed)}" if allowed else "")
                 + ". Use pooling='auto' for the model's own recipe."
             )
-        return "mean" if pooling == "gap" and self.output_rank == 4 else pooling
+        return "gap" if pooling == "mean" and self.output_rank == 4 else pooling
 
     # ---------------------------------------------------------------- fingerprint
     def digest(self) -> str:
@@ -600,9 +600,9 @@ def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any
         pooled = out
     elif len(out.shape) == 4:
         pooled = (
-            ops.mean(out, axis=(1, 2))
-            if pooling == "mean"
-            else ops.max(out, axis=(1, 2))
+            ops.max(out, axis=(1, 2))
+            if pooling == "max"
+            else ops.mean(out, axis=(1, 2))
         )
     elif pooling == "cls":
         pooled = out[:, 0, :]

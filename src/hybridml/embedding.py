@@ -74,9 +74,11 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     dtype : {"float32", "bfloat16", "float16"}, default=None
         Compute dtype of the backbone (None means float32). Reduced precision is
         for GPUs; the output is always float32.
-    cache : EmbeddingCache, default=None
+    cache : EmbeddingCache, str or path, default=None
         Optional cache of computed rows, keyed by :attr:`fingerprint_` and a hash
-        of each row's content. Kept by reference by ``clone``.
+        of each row's content; only misses are embedded, and each finished batch
+        is written back at once. A path opens an ``EmbeddingCache`` there. Kept by
+        reference by ``clone``.
     verbose : int, default=0
         Show a progress bar (rows/s) while embedding when > 0.
 
@@ -210,7 +212,10 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                     f"the longest input {embedder.source} accepts. Lower it or "
                     "leave it None for the preset's own."
                 )
-        items = self._check_input(X, embedder, reset=True)
+        if X is None and embedder.modality != "numeric":
+            items = None  # fit(None) loads and resolves without data
+        else:
+            items = self._check_input(X, embedder, reset=True)
         self.modality_ = embedder.modality
         self.embedding_dim_ = embedder.dim
         self.pooling_ = pooling
@@ -255,13 +260,22 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                     f"image_size: got {size!r}. Expected None, a positive int or "
                     "a (height, width) pair of positive ints."
                 )
-        if self.cache is not None and not (
-            hasattr(self.cache, "get_many") and hasattr(self.cache, "put_many")
+        self._cache()
+
+    def _cache(self) -> Any:
+        cache = self.cache
+        if isinstance(cache, (str, os.PathLike)):
+            from .cache import EmbeddingCache
+
+            return EmbeddingCache.coerce(cache)
+        if cache is not None and not (
+            hasattr(cache, "get_many") and hasattr(cache, "put_many")
         ):
             raise TypeError(
-                f"cache: got {type(self.cache).__name__}. Expected None or an "
-                "EmbeddingCache (an object with get_many and put_many)."
+                f"cache: got {type(cache).__name__}. Expected None, a file path or "
+                "an EmbeddingCache (an object with get_many and put_many)."
             )
+        return cache
 
     # ------------------------------------------------------------------ transform
     def transform(self, X: Any) -> np.ndarray:
@@ -334,7 +348,8 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def _embed(self, embedder: Embedder, items: Any) -> np.ndarray:
         n = len(items)
         modality = embedder.modality
-        if self.cache is not None:
+        cache = self._cache()
+        if cache is not None:
             keys = _inputs.row_keys(items, modality)
         else:
             keys = _inputs.dedupe_keys(items, modality)
@@ -349,24 +364,38 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         unique_keys = list(first)
         out = np.empty((len(unique), self.embedding_dim_), dtype=np.float32)
         todo = list(range(len(unique)))
-        namespace = None
-        if self.cache is not None:
+        if cache is None:
+            self._run(embedder, items, unique, unique_keys, todo, out, None, None)
+        else:
             namespace = self.fingerprint_
-            found = self.cache.get_many(namespace, unique_keys)
-            todo = []
-            for j, k in enumerate(unique_keys):
-                vec = found.get(k)
-                if vec is None:
-                    todo.append(j)
-                else:
-                    out[j] = vec
-        if todo:
-            self._run(embedder, items, unique, unique_keys, todo, out, namespace)
+            todo = _lookup(cache, namespace, unique_keys, todo, out)
+            lock = getattr(cache, "lock", None)
+            if todo and lock is not None:
+                # compute-once: another process may have written our misses
+                # while we waited for the lock
+                with lock(namespace):
+                    todo = _lookup(cache, namespace, unique_keys, todo, out)
+                    self._run(
+                        embedder,
+                        items,
+                        unique,
+                        unique_keys,
+                        todo,
+                        out,
+                        cache,
+                        namespace,
+                    )
+            elif todo:
+                self._run(
+                    embedder, items, unique, unique_keys, todo, out, cache, namespace
+                )
         return out if len(unique) == n else out[inverse]
 
-    def _run(self, embedder, items, unique, unique_keys, todo, out, namespace):
+    def _run(self, embedder, items, unique, unique_keys, todo, out, cache, namespace):
         """Embed rows ``todo`` (indices into ``unique``) batch by batch."""
         global _FORWARD_ROWS
+        if not todo:
+            return
         modality = embedder.modality
         if modality == "text":
             tokens = embedder.tokenize(
@@ -406,10 +435,8 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                 out[batch] = vectors
                 with _COUNTER_LOCK:
                     _FORWARD_ROWS += len(batch)
-                if namespace is not None:
-                    self.cache.put_many(
-                        namespace, [unique_keys[j] for j in batch], vectors
-                    )
+                if cache is not None:
+                    cache.put_many(namespace, [unique_keys[j] for j in batch], vectors)
                 pos += len(batch)
                 if progress is not None:
                     progress.update(len(batch))
@@ -453,6 +480,19 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
+def _lookup(cache, namespace, keys, todo, out) -> list[int]:
+    """Fill ``out`` with cached rows among ``todo``; return the misses."""
+    found = cache.get_many(namespace, [keys[j] for j in todo])
+    misses = []
+    for j in todo:
+        vec = found.get(keys[j])
+        if vec is None:
+            misses.append(j)
+        else:
+            out[j] = vec
+    return misses
+
+
 def _is_keras_model(obj: Any) -> bool:
     import sys
 
@@ -474,19 +514,28 @@ def _is_numeric_spec(spec: Any) -> bool:
 class _SavedModel:
     """A keras.Model as ``.keras`` bytes, for pickling the estimator."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, digest: str) -> None:
         self.data = data
+        self.digest = digest
 
     @classmethod
     def from_model(cls, model: Any) -> _SavedModel:
+        # The .keras archive records the time it was saved, so its bytes differ
+        # between saves; name the model by its config and weights instead.
+        from ._imports import import_keras
+
+        keras = import_keras()
+        h = hashlib.sha256(json.dumps(model.get_config(), default=str).encode())
+        for w in model.weights:
+            h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.keras")
             model.save(path)
             with open(path, "rb") as f:
-                return cls(f.read())
+                return cls(f.read(), h.hexdigest())
 
     def load(self) -> Any:
-        digest = hashlib.sha256(self.data).hexdigest()
+        digest = self.digest
         model = _RESTORED.get(digest)
         if model is None:
             from ._imports import import_keras
