@@ -132,6 +132,8 @@ def test_pickle_of_a_file_cache_reopens_the_same_file(cache):
     assert again is not cache and again.path == cache.path
     assert sorted(again.get_many("m", ["k"])) == ["k"]
     assert repr(again) == f"EmbeddingCache({str(cache.path)!r})"
+    # a worker unpickles every task's estimator: one handle per file and process
+    assert pickle.loads(pickle.dumps(cache)) is again
 
 
 def test_pickled_temporary_cache_is_shared_with_a_spawned_worker():

@@ -48,7 +48,7 @@ _CHUNK = 500  # keys per ``IN (...)``: far below SQLite's variable limit (999+)
 _FLUSH_EVERY = 20_000  # buffered access times written after this many hits
 _WAL_LIMIT = 8 * 1024**2  # the WAL file is truncated to this after a checkpoint
 _DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
-_BY_PATH: dict[str, EmbeddingCache] = {}  # ``coerce`` of a path reuses one handle
+_HANDLES: dict[tuple, EmbeddingCache] = {}  # one handle per file and process
 _THREAD_LOCKS: dict[tuple[str, int], threading.Lock] = {}
 _THREAD_LOCKS_GUARD = threading.Lock()
 
@@ -172,11 +172,7 @@ class EmbeddingCache:
         if cache is None or isinstance(cache, EmbeddingCache):
             return cache
         if isinstance(cache, (str, os.PathLike)):
-            key = str(Path(cache).expanduser().absolute())
-            found = _BY_PATH.get(key)
-            if found is None:
-                found = _BY_PATH[key] = cls(key)
-            return found
+            return _handle(str(Path(cache).expanduser().absolute()))
         raise TypeError(
             f"cache: got {cache!r}. Expected None, a file path (str or "
             "pathlib.Path) or a hybridml.EmbeddingCache. Pass e.g. "
@@ -562,14 +558,20 @@ def _open(path: Path, timeout: float) -> sqlite3.Connection:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
-        conn.execute("BEGIN IMMEDIATE")
-        for statement in _SCHEMA.split(";"):
-            if statement.strip():
-                conn.execute(statement)
-        conn.executemany(
-            "INSERT OR IGNORE INTO counters VALUES (?, 0)", [(c,) for c in _COUNTERS]
-        )
-        conn.execute("COMMIT")
+        (tables,) = conn.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
+            "AND name IN ('embeddings', 'counters')"
+        ).fetchone()
+        if tables < 2:  # a new file: create the schema (a write, so only once)
+            conn.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.executemany(
+                "INSERT OR IGNORE INTO counters VALUES (?, 0)",
+                [(c,) for c in _COUNTERS],
+            )
+            conn.execute("COMMIT")
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise ValueError(
@@ -639,14 +641,34 @@ def _thread_lock(path: str, offset: int) -> Iterator[None]:
         yield
 
 
+def _handle(
+    path: str,
+    max_size_bytes: int | None = None,
+    timeout: float = 60.0,
+    temporary: bool = False,
+) -> EmbeddingCache:
+    """Return this process's one handle on ``path`` (``coerce``, unpickling).
+
+    A loky worker unpickles the estimator of every task it runs; one handle per
+    file keeps one connection and one hit/miss count for all of them.
+    """
+    key = (path, max_size_bytes, timeout)
+    cache = _HANDLES.get(key)
+    if cache is None:
+        cache = EmbeddingCache(path, max_size_bytes=max_size_bytes, timeout=timeout)
+        cache.temporary = temporary  # another process's temporary file: not ours
+        _HANDLES[key] = cache
+    return cache
+
+
 def _reopen(
     path: str, temporary: bool, max_size_bytes: int | None, timeout: float
 ) -> EmbeddingCache:
+    """Unpickle: the same file; a temporary one that is gone starts afresh."""
     if temporary and not Path(path).exists():
+        _HANDLES.pop((path, max_size_bytes, timeout), None)
         return EmbeddingCache(max_size_bytes=max_size_bytes, timeout=timeout)
-    cache = EmbeddingCache(path, max_size_bytes=max_size_bytes, timeout=timeout)
-    cache.temporary = temporary  # a handle on another process's file: not owned
-    return cache
+    return _handle(path, max_size_bytes, timeout, temporary)
 
 
 def _close_and_remove(store: _Store, owned: tuple[Path, ...]) -> None:
