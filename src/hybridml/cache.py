@@ -23,34 +23,14 @@ from typing import Any
 
 import numpy as np
 
-try:  # POSIX advisory locks; elsewhere ``lock()`` only excludes threads.
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from ._cachedb import Store, bump, evict, sidecar
 
 __all__ = ["EmbeddingCache"]
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS embeddings (
-    namespace TEXT NOT NULL,
-    key TEXT NOT NULL,
-    dim INTEGER NOT NULL,
-    vector BLOB NOT NULL,
-    nbytes INTEGER NOT NULL,
-    atime REAL NOT NULL,
-    PRIMARY KEY (namespace, key)
-);
-CREATE INDEX IF NOT EXISTS embeddings_atime ON embeddings (atime);
-CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
-_COUNTERS = ("bytes", "written", "hits", "misses", "evicted")
 _CHUNK = 500  # keys per ``IN (...)``: far below SQLite's variable limit (999+)
 _FLUSH_EVERY = 20_000  # buffered access times written after this many hits
-_WAL_LIMIT = 8 * 1024**2  # the WAL file is truncated to this after a checkpoint
 _DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
 _HANDLES: dict[tuple, EmbeddingCache] = {}  # one handle per file and process
-_THREAD_LOCKS: dict[tuple[str, int], threading.Lock] = {}
-_THREAD_LOCKS_GUARD = threading.Lock()
 
 
 class EmbeddingCache:
@@ -143,7 +123,7 @@ class EmbeddingCache:
         self.path = Path(path).expanduser().absolute()
         self.max_size_bytes = None if max_size_bytes is None else int(max_size_bytes)
         self.timeout = float(timeout)
-        self._store = _Store(self.path, self.timeout)
+        self._store = Store(self.path, self.timeout)
         owned = (self.path,) if self.temporary else ()
         self._finalizer = weakref.finalize(self, _close_and_remove, self._store, owned)
 
@@ -283,9 +263,9 @@ class EmbeddingCache:
                 "VALUES (?, ?, ?, ?, ?, ?)",
                 new,
             )
-            _bump(conn, bytes=sum(r[4] for r in new), written=len(keys))
+            bump(conn, bytes=sum(r[4] for r in new), written=len(keys))
             if self.max_size_bytes is not None:
-                _evict(conn, self.max_size_bytes)
+                evict(conn, self.max_size_bytes)
             return len(new)
 
         return self._write(insert)
@@ -326,10 +306,7 @@ class EmbeddingCache:
         offset = (
             int.from_bytes(hashlib.sha1(namespace.encode()).digest()[:8], "big") >> 2
         )
-        with _thread_lock(str(self.path), offset):
-            fd = store.lock_fd()
-            if fd is not None:
-                fcntl.lockf(fd, fcntl.LOCK_EX, 1, offset)
+        with store.locked(offset):
             token = (threading.get_ident(), namespace)
             with store.mutex:
                 store.rechecking.add(token)
@@ -338,8 +315,6 @@ class EmbeddingCache:
             finally:
                 with store.mutex:
                     store.rechecking.discard(token)
-                if fd is not None:
-                    fcntl.lockf(fd, fcntl.LOCK_UN, 1, offset)
 
     # -- statistics and housekeeping ---------------------------------------------
 
@@ -363,7 +338,7 @@ class EmbeddingCache:
         """Bytes the database files take on disk (SQLite's pages and its WAL)."""
         return sum(
             p.stat().st_size
-            for p in (self.path, _sidecar(self.path, "-wal"))
+            for p in (self.path, sidecar(self.path, "-wal"))
             if p.exists()
         )
 
@@ -432,7 +407,7 @@ class EmbeddingCache:
                 args,
             ).fetchone()
             conn.execute(f"DELETE FROM embeddings {where}", args)
-            _bump(conn, bytes=-freed[1])
+            bump(conn, bytes=-freed[1])
             return freed[0]
 
         with self._store.mutex:
@@ -474,141 +449,6 @@ class EmbeddingCache:
         return self._store.write(body)
 
 
-class _Store:
-    """One file's per-process state: connection, counters, buffered atimes."""
-
-    def __init__(self, path: Path, timeout: float) -> None:
-        self.path, self.timeout = path, timeout
-        self.mutex = threading.RLock()
-        self.pid = os.getpid()
-        self.conn: sqlite3.Connection | None = None
-        self.lock_file: Any = None
-        self.reset()
-
-    def reset(self) -> None:
-        self.hits = self.misses = self.hits_saved = self.misses_saved = 0
-        self.pending: dict[tuple[str, str], float] = {}
-        self.rechecking: set[tuple[int, str]] = set()  # (thread, namespace)
-
-    def connect(self) -> sqlite3.Connection:
-        if self.pid != os.getpid():  # forked: never use the parent's connection
-            _ABANDONED.append((self.conn, self.lock_file))
-            self.conn, self.lock_file, self.pid = None, None, os.getpid()
-            self.reset()
-        if self.conn is None:
-            self.conn = _open(self.path, self.timeout)
-        return self.conn
-
-    def lock_fd(self) -> int | None:
-        if fcntl is None:  # pragma: no cover - Windows
-            return None
-        with self.mutex:
-            self.connect()
-            if self.lock_file is None:
-                self.lock_file = open(_sidecar(self.path, "-lock"), "a+b")
-            return self.lock_file.fileno()
-
-    def write(self, body: Any) -> Any:
-        """Run ``body(conn)`` in one IMMEDIATE transaction, with buffered stats."""
-        with self.mutex:
-            conn = self.connect()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                if self.pending:
-                    conn.executemany(
-                        "UPDATE embeddings SET atime = MAX(atime, ?) "
-                        "WHERE namespace = ? AND key = ?",
-                        [(t, ns, k) for (ns, k), t in self.pending.items()],
-                    )
-                hits = self.hits - self.hits_saved
-                misses = self.misses - self.misses_saved
-                _bump(conn, hits=hits, misses=misses)
-                result = body(conn)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            self.pending.clear()
-            self.hits_saved += hits
-            self.misses_saved += misses
-        return result
-
-    def close(self) -> None:
-        with self.mutex:
-            if self.conn is not None and self.pid == os.getpid():
-                with contextlib.suppress(sqlite3.Error):
-                    self.write(lambda conn: None)
-                self.conn.close()
-                if self.lock_file is not None:
-                    self.lock_file.close()
-            self.conn, self.lock_file = None, None
-
-
-_ABANDONED: list = []  # a forked child's copies of its parent's handles, never closed
-
-
-def _open(path: Path, timeout: float) -> sqlite3.Connection:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(
-        str(path), timeout=timeout, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
-        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")  # only acts on a new file
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(f"PRAGMA journal_size_limit = {_WAL_LIMIT}")
-        (tables,) = conn.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' "
-            "AND name IN ('embeddings', 'counters')"
-        ).fetchone()
-        if tables < 2:  # a new file: create the schema (a write, so only once)
-            conn.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.executemany(
-                "INSERT OR IGNORE INTO counters VALUES (?, 0)",
-                [(c,) for c in _COUNTERS],
-            )
-            conn.execute("COMMIT")
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        raise ValueError(
-            f"EmbeddingCache path: got {str(path)!r}, which is not a usable "
-            f"embedding cache ({exc}). Expected a new file or one written by "
-            "EmbeddingCache. Pass another path, or delete this file."
-        ) from exc
-    return conn
-
-
-def _bump(conn: sqlite3.Connection, **deltas: int) -> None:
-    conn.executemany(
-        "UPDATE counters SET value = value + ? WHERE name = ?",
-        [(v, k) for k, v in deltas.items() if v],
-    )
-
-
-def _evict(conn: sqlite3.Connection, limit: int) -> None:
-    """Delete least recently used rows until the stored data fits ``limit``."""
-    (total,) = conn.execute(
-        "SELECT value FROM counters WHERE name = 'bytes'"
-    ).fetchone()
-    if total <= limit:
-        return
-    victims, freed = [], 0
-    for rowid, nbytes in conn.execute(
-        "SELECT rowid, nbytes FROM embeddings ORDER BY atime, rowid"
-    ):
-        victims.append((rowid,))
-        freed += nbytes
-        if total - freed <= limit:
-            break
-    conn.executemany("DELETE FROM embeddings WHERE rowid = ?", victims)
-    _bump(conn, bytes=-freed, evicted=len(victims))
-    conn.execute("PRAGMA incremental_vacuum")
-
-
 def _check_keys(namespace: Any, keys: Sequence[Any]) -> list[str]:
     if not isinstance(namespace, str) or not namespace:
         raise TypeError(
@@ -627,18 +467,6 @@ def _check_keys(namespace: Any, keys: Sequence[Any]) -> list[str]:
                 "to a string (e.g. hashlib.sha1(data).hexdigest())."
             )
     return list(dict.fromkeys(keys))
-
-
-def _sidecar(path: Path, suffix: str) -> Path:
-    return path.with_name(path.name + suffix)
-
-
-@contextlib.contextmanager
-def _thread_lock(path: str, offset: int) -> Iterator[None]:
-    with _THREAD_LOCKS_GUARD:
-        lock = _THREAD_LOCKS.setdefault((path, offset), threading.Lock())
-    with lock:
-        yield
 
 
 def _handle(
@@ -671,9 +499,9 @@ def _reopen(
     return _handle(path, max_size_bytes, timeout, temporary)
 
 
-def _close_and_remove(store: _Store, owned: tuple[Path, ...]) -> None:
+def _close_and_remove(store: Store, owned: tuple[Path, ...]) -> None:
     store.close()
     for path in owned:
-        for file in (path, *(_sidecar(path, s) for s in ("-wal", "-shm", "-lock"))):
+        for file in (path, *(sidecar(path, s) for s in ("-wal", "-shm", "-lock"))):
             with contextlib.suppress(OSError):
                 file.unlink()
