@@ -98,7 +98,7 @@ def resolve_location(name: str) -> str | Path:
     """
     local = offline_preset(name)
     if local is not None:
-        return local
+        return Path(local).resolve()
     path = Path(name).expanduser()
     if path.is_dir():
         _check_preset_dir(path)
@@ -147,7 +147,19 @@ def _check_preset_dir(path: Path) -> dict:
         )
     if "model_type" in config and any(path.glob("*.safetensors")):
         optional_import("safetensors", extra="minilm")
+    if _hf_tokenizer_file(path) is not None:
+        optional_import("tokenizers", extra="minilm")
     return config
+
+
+def _hf_tokenizer_file(folder: Path) -> Path | None:
+    """Return the folder's Hugging Face ``tokenizer.json`` (not keras-hub's)."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        return None
+    with open(path, "rb") as f:
+        head = f.read(65536)
+    return None if b'"registered_name"' in head else path
 
 
 # --------------------------------------------------------------------------
@@ -157,6 +169,12 @@ def _check_preset_dir(path: Path) -> dict:
 def _load(spec: Any, dtype: str | None) -> Embedder:
     if isinstance(spec, (str, os.PathLike)):
         return _load_preset(os.fspath(spec), dtype)
+    if dtype not in (None, "float32"):
+        raise ValueError(
+            f"dtype: got {dtype!r} with a model instance or callable as backbone. "
+            "Expected None: the model computes in the dtype it was built with. "
+            "Build it in that dtype, or pass a preset name or folder."
+        )
     if _is_model(spec):
         return _from_model(spec, source=type(spec).__name__)
     model = spec()
@@ -284,14 +302,11 @@ def _text_tokenizer(loc: str, folder: Path | None):
     exact), it runs without TensorFlow (the GPU machine has none) and it
     tokenises in parallel.
     """
-    if folder is not None:
-        hf_file = folder / "tokenizer.json"
-        if hf_file.is_file():
-            data = json.loads(hf_file.read_text(encoding="utf-8"))
-            if "model" in data and "registered_name" not in data:
-                tokenizers = optional_import("tokenizers", extra="minilm")
-                tok = tokenizers.Tokenizer.from_file(str(hf_file))
-                return _HFTokenizer(tok, hf_file.read_bytes()), _hf_max_length(folder)
+    hf_file = None if folder is None else _hf_tokenizer_file(folder)
+    if hf_file is not None:
+        tokenizers = optional_import("tokenizers", extra="minilm")
+        tok = tokenizers.Tokenizer.from_file(str(hf_file))
+        return _HFTokenizer(tok, hf_file.read_bytes()), _hf_max_length(folder)
     keras_hub = quiet_import("keras_hub")
     try:
         pre = keras_hub.models.TextEmbedderPreprocessor.from_preset(loc)
