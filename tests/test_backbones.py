@@ -16,7 +16,7 @@ from hybridml.backbones import get_embedder, resolve_location
 
 
 def test_unknown_preset_suggests_close_names():
-    with pytest.raises(ValueError, match="Did you mean.*all_minilm_l6_v2_en"):
+    with pytest.raises(ValueError, match=r"Did you mean.*all_minilm_l6_v2_en"):
         resolve_location("all_minilm_l6_v2")
     with pytest.raises(ValueError, match="unknown preset 'zzqqxx'"):
         KerasEmbeddingTransformer("zzqqxx").fit(None)
