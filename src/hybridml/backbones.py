@@ -597,7 +597,13 @@ class Embedder:
         """Run one batch; return float32 (batch, dim) pooled vectors."""
         keras = quiet_import("keras")
         fn = self._forward_fn(pooling, normalize)
-        return np.asarray(keras.ops.convert_to_numpy(fn(inputs)), dtype=np.float32)
+        n = len(inputs["token_ids"]) if isinstance(inputs, dict) else len(inputs)
+        if keras.backend.backend() == "jax":
+            # jax.jit compiles once per shape: round the batch up to a power of
+            # two (repeating row 0) so a partial batch adds few new shapes.
+            inputs = _pad_rows(keras, inputs, n, 1 << (n - 1).bit_length())
+        out = keras.ops.convert_to_numpy(fn(inputs))[:n]
+        return np.asarray(out, dtype=np.float32)
 
     def _forward_fn(self, pooling: str, normalize: bool) -> Callable:
         key = (pooling, normalize)
@@ -606,6 +612,15 @@ class Embedder:
             fn = _compile(self, pooling, normalize)
             self._forwards[key] = fn
         return fn
+
+
+def _pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
+    if target == n:
+        return inputs
+    if isinstance(inputs, dict):
+        return {k: _pad_rows(keras, v, n, target) for k, v in inputs.items()}
+    reps = keras.ops.repeat(inputs[:1], target - n, axis=0)
+    return keras.ops.concatenate([inputs, reps], axis=0)
 
 
 def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
