@@ -355,6 +355,37 @@ def test_coerce_rejects_other_types():
         EmbeddingCache.coerce(True)
 
 
+def test_an_interrupted_transform_keeps_finished_batches(
+    text_preset, tmp_path, monkeypatch
+):
+    import hybridml.embedding
+    from hybridml import KerasEmbeddingTransformer
+    from hybridml.backbones import Embedder
+
+    texts = workers.texts(100)
+    forward, calls = Embedder.forward, []
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt  # Ctrl-C during the 4th batch
+        return forward(self, *args, **kwargs)
+
+    cache = EmbeddingCache(tmp_path / "run.sqlite")
+    embed = KerasEmbeddingTransformer(text_preset, cache=cache, batch_size=10)
+    monkeypatch.setattr(Embedder, "forward", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        embed.fit_transform(texts)
+    assert len(cache) == 30  # the three finished batches
+    monkeypatch.setattr(Embedder, "forward", forward)
+    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
+    resumed = embed.fit_transform(texts)
+    assert hybridml.embedding._FORWARD_ROWS == 70 and len(cache) == 100
+    fresh = KerasEmbeddingTransformer(text_preset).fit_transform(texts)
+    np.testing.assert_allclose(resumed, fresh, atol=1e-5)
+
+
+@pytest.mark.slow  # a subprocess imports keras (~10-25 s)
 def test_a_killed_embedding_run_resumes_from_the_cache(
     text_preset, tmp_path, monkeypatch
 ):
