@@ -87,7 +87,7 @@ def make_embedding_pipeline(
         ``False`` or ``None``: no cache. A path or a cache: use that one.
     random_state : int, default=None
         Seed of the heads that take one.
-    **embed_params
+    **embed_params : dict
         Other parameters of the transformer (``pooling``, ``batch_size``, ...).
 
     Returns
@@ -148,7 +148,7 @@ def make_multimodal_transformer(
         As in :func:`make_embedding_pipeline`: one cache for every branch.
     n_jobs : int, default=None
         Branches transformed in parallel (``ColumnTransformer(n_jobs=...)``).
-    **embed_params
+    **embed_params : dict
         Other parameters of every embedding transformer.
 
     Returns
@@ -230,7 +230,7 @@ def make_hybrid_stack(
         Base models fitted in parallel (loky workers share the cache file).
     random_state : int, default=None
         Seed of the models that take one.
-    **embed_params
+    **embed_params : dict
         Other parameters of every embedding transformer.
 
     Returns
