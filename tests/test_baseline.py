@@ -386,3 +386,15 @@ def test_make_head_rejects_unknown_names():
 
     with pytest.raises(ValueError, match="head: got 'nope'"):
         make_head("nope", "classification", 0)
+
+
+def test_warnings_are_collected_per_model_not_printed_per_fold(recwarn):
+    # The chance row predicts only "neg": precision of "pos" is ill-defined.
+    board = run_baseline(text_frame(), target="label", text="review", tabular=None,
+                         backbones=(), metric="precision", cv=3, stack=0)  # fmt: skip
+    notes = board.attrs["warnings"]
+    assert list(notes) == ["none + prior"]
+    assert notes["none + prior"][0].startswith("UndefinedMetricWarning: Precision")
+    assert len(notes["none + prior"]) == 1  # once, not once per fold
+    assert not [w for w in recwarn if "Precision" in str(w.message)]
+    assert "warning, none + prior: UndefinedMetricWarning" in format_leaderboard(board)

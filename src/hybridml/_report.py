@@ -85,6 +85,11 @@ def format_leaderboard(board: pd.DataFrame) -> str:
         lines.append("  ".join(row).rstrip())
     for members in [f for f in board["features"] if str(f).startswith("stack of")]:
         lines.append(f"{_short(members)} = {members.split(': ', 1)[1]}")
+    for model, notes in (meta.get("warnings") or {}).items():
+        note = "; ".join(notes)
+        lines.append(
+            f"warning, {model}: {note[:150]}{'...' if len(note) > 150 else ''}"
+        )
     return "\n".join(lines)
 
 

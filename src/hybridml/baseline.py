@@ -22,6 +22,7 @@ import difflib
 import os
 import sys
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ import pandas as pd
 from sklearn.base import clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import StackingClassifier, StackingRegressor
+from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
 from sklearn.preprocessing import LabelEncoder, OrdinalEncoder
@@ -124,7 +126,8 @@ def run_baseline(
     random_state : int or None, default=0
         Seed for the subset, the folds and the heads.
     n_jobs : int or None, default=None
-        Parallel folds in ``cross_validate``.
+        Folds fitted in parallel by ``cross_validate``. Each head runs on one
+        BLAS / OpenMP thread (many threads on a busy machine were far slower).
     verbose : int, default=0
         ``1`` prints one line per step to stderr.
     progress : bool, default=False
@@ -139,7 +142,8 @@ def run_baseline(
         ``mean``, ``std``, ``embed_s`` (seconds to compute the features of every
         row, once), ``fit_s`` (mean seconds per fold to fit), ``dims`` (features
         seen by the head) and ``scores`` (one per fold). ``attrs`` holds the
-        run's settings (task, rows, folds, columns used and skipped, timings).
+        run's settings (task, rows, folds, columns used and skipped, timings)
+        and ``warnings``: what each model warned about (e.g. convergence).
 
     See Also
     --------
@@ -236,9 +240,10 @@ def run_baseline(
         n_splits=cv, shuffle=True, random_state=random_state
     )
     results = []
-    # One OpenMP thread (HistGradientBoosting): on a small or busy machine its
-    # spinning threads ran 10-100x slower than one thread (measured, 2 cores).
-    with threadpool_limits(limits=1, user_api="openmp"):
+    # Heads run on one BLAS / OpenMP thread: on a busy 2-core machine, two
+    # spinning threads made LogisticRegression 40x and HistGradientBoosting
+    # 10-100x slower than one (measured). Folds parallelise with n_jobs instead.
+    with threadpool_limits(limits=1):
         for cand in candidates:
             say(f"cross-validating {cand['features']} + {cand['head']}")
             results.append(_evaluate(cand, X, y, splitter, scorer, sign, n_jobs))
@@ -255,8 +260,15 @@ def run_baseline(
             _evaluate(_chance_candidate(task), X, y, splitter, scorer, sign, n_jobs)
         )
     board = pd.DataFrame(
-        [{k: v for k, v in r.items() if k != "_model"} for r in results]
+        [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     )
+    notes = {
+        f"{r['features']} + {r['head']}": r["_warnings"]
+        for r in results
+        if r["_warnings"]
+    }
+    for model, lines in notes.items():
+        say(f"{model}: {'; '.join(lines)}")
     board.insert(3, "metric", metric_name)
     board = board.sort_values(
         "mean", ascending=sign < 0, kind="stable", ignore_index=True
@@ -278,6 +290,7 @@ def run_baseline(
         "backbones": [_display_name(s, []) for s in specs],
         "load_s": load_s,
         "random_state": random_state,
+        "warnings": notes,
         "elapsed_s": time.perf_counter() - start,
     }
     return board
@@ -800,16 +813,27 @@ def _chance_candidate(task: str) -> dict:
 
 
 def _evaluate(cand, X, y, splitter, scorer, sign, n_jobs) -> dict:
-    result = cross_validate(
-        cand["model"],
-        X,
-        y,
-        cv=splitter,
-        scoring=scorer,
-        n_jobs=n_jobs,
-        return_estimator=True,
-        error_score="raise",
-    )
+    # Warnings (a head that did not converge, ...) are collected per model for
+    # the report instead of flooding the terminal once per fold.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = cross_validate(
+            cand["model"],
+            X,
+            y,
+            cv=splitter,
+            scoring=scorer,
+            n_jobs=n_jobs,
+            return_estimator=True,
+            error_score="raise",
+        )
+    notes = []
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning):
+            continue
+        line = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}"
+        if line not in notes:
+            notes.append(line)
     scores = sign * result["test_score"]
     head = result["estimator"][0]
     dims = (
@@ -828,6 +852,7 @@ def _evaluate(cand, X, y, splitter, scorer, sign, n_jobs) -> dict:
         "dims": dims,
         "scores": [float(s) for s in scores],
         "_model": cand["model"],
+        "_warnings": notes,
     }
 
 
@@ -845,6 +870,7 @@ def _stack_candidate(best: list, task: str, cv: int, seed: Any) -> dict:
     if task == "classification":
         model = StackingClassifier(
             estimators,
+            final_estimator=LogisticRegression(max_iter=1000),
             cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
         )
     else:
