@@ -81,10 +81,15 @@ def check_names(
 
 def _class_names(cls: type) -> set[str]:
     """Keyword names declared by every ``__init__`` along a class's MRO."""
+    keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
     names: set[str] = set()
     for klass in inspect.getmro(cls):
         if "__init__" in vars(klass) and klass is not object:
-            names |= signature_names(klass.__init__) or set()
+            try:
+                parameters = inspect.signature(klass.__init__).parameters.values()
+            except (TypeError, ValueError):
+                continue
+            names |= {p.name for p in parameters if p.kind in keyword}
     return names - {"self"}
 
 

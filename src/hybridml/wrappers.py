@@ -367,16 +367,16 @@ class _KerasBase(BaseEstimator):
             fresh=True,
         )
         compile_kwargs = {"optimizer": optimizer, "run_eagerly": self.run_eagerly}
+        metrics = self.metrics
+        if metrics is None or isinstance(metrics, (list, tuple)):
+            metrics = _routing.instantiate_each(
+                metrics or [],
+                _routing.routed(params, "metrics"),
+                module=keras.metrics,
+                route="metrics",
+                fresh=True,
+            )
         if self.metrics is not None:
-            metrics = self.metrics
-            if isinstance(metrics, (list, tuple)):
-                metrics = _routing.instantiate_each(
-                    metrics,
-                    _routing.routed(params, "metrics"),
-                    module=keras.metrics,
-                    route="metrics",
-                    fresh=True,
-                )
             compile_kwargs["metrics"] = metrics
         extra = _routing.routed(params, "compile")
         accepted = _routing.signature_names(keras.Model.compile) - {"self"}
@@ -410,6 +410,8 @@ class _KerasBase(BaseEstimator):
                 )
             self._warn_if_compile_params_ignored(params)
             loss = model.loss
+            if self.run_eagerly:  # a debugging switch: honoured on any model
+                model.run_eagerly = True
         else:
             if isinstance(self.model, keras.Model) or self.loss is None:
                 loss = self._default_loss(width) if loss is None else loss
@@ -434,7 +436,8 @@ class _KerasBase(BaseEstimator):
         where = f"the model callable {name}()"
         if accepted is not None:
             own = {"meta", "compile_kwargs", "params"}
-            _routing.check_names(bare, accepted - own, where, extra=params)
+            estimator_params = BaseEstimator.get_params(self, deep=False)
+            _routing.check_names(bare, accepted - own, where, extra=estimator_params)
             _routing.check_names(routed, accepted - own, where, prefix="model__")
         declared = _declared(build)
         kwargs = {**bare, **routed}
@@ -447,7 +450,7 @@ class _KerasBase(BaseEstimator):
         return build(**kwargs)
 
     def _warn_if_compile_params_ignored(self, params):
-        given = [k for k in ("loss", "metrics", "run_eagerly") if params[k]]
+        given = [k for k in ("loss", "metrics") if params[k] is not None]
         if not (isinstance(self.optimizer, str) and self.optimizer == "rmsprop"):
             given.append("optimizer")
         given += [k for k in params if _routing.route_of(k) in _COMPILE_ROUTES]
@@ -482,22 +485,37 @@ class _KerasBase(BaseEstimator):
         return (X, self._encode(codes), sample_weight), validation
 
     def _sample_weight(self, sample_weight, codes, n_samples):
-        """Validate per-sample weights; return them (never modified) or None."""
-        if sample_weight is None:
-            return None
-        weights = check_array(
-            sample_weight, ensure_2d=False, dtype="float64", input_name="sample_weight"
-        )
-        if weights.shape != (n_samples,):
-            raise ValueError(
-                f"sample_weight: got shape {weights.shape}. Expected ({n_samples},),"
-                " one weight per sample."
+        """Return the weights Keras trains with: sample times class weights.
+
+        A new array (the caller's is never modified), or None.
+        """
+        weights = None
+        if sample_weight is not None:
+            weights = check_array(
+                sample_weight,
+                ensure_2d=False,
+                dtype="float64",
+                input_name="sample_weight",
             )
-        if np.any(weights < 0) or not np.any(weights > 0):
+            if weights.shape != (n_samples,):
+                raise ValueError(
+                    f"sample_weight: got shape {weights.shape}. Expected "
+                    f"({n_samples},), one weight per sample."
+                )
+            if np.any(weights < 0):
+                raise ValueError(
+                    "sample_weight: got negative weights. Expected weights >= 0."
+                )
+        weights = self._weigh_classes(weights, codes)
+        if weights is not None and not np.any(weights > 0):
             raise ValueError(
-                "sample_weight: got negative or all-zero weights. Expected weights "
-                ">= 0. Sample weights must contain at least one non-zero number."
+                "sample_weight: got all-zero weights (class_weight included). "
+                "Expected at least one positive weight. Sample weights must "
+                "contain at least one non-zero number."
             )
+        return weights
+
+    def _weigh_classes(self, weights, codes):
         return weights
 
     # -- prediction ------------------------------------------------------------
@@ -824,8 +842,7 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
             return np.argmax(np.asarray(y), axis=1)
         return _targets.encode_labels(column_or_1d(y), self.classes_)
 
-    def _sample_weight(self, sample_weight, codes, n_samples):
-        weights = super()._sample_weight(sample_weight, codes, n_samples)
+    def _weigh_classes(self, weights, codes):
         if self.class_weight is None:
             return weights
         if self.target_type_ == _targets.MULTILABEL:
