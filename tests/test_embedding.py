@@ -463,7 +463,7 @@ def test_truncated_image_is_named_at_decode(cnn_preset, images, tmp_path):
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
     embed = KerasEmbeddingTransformer(cnn_preset).fit(None)
-    with pytest.raises(ValueError, match="cut.jpg"):
+    with pytest.raises(ValueError, match=r"cut\.jpg"):
         embed.transform([path])
 
 

@@ -61,7 +61,7 @@ def as_texts(X: Any) -> list[str]:
     if isinstance(rows, np.ndarray):
         if rows.ndim == 2 and rows.shape[1] == 1:
             rows = rows[:, 0]
-        if rows.dtype.kind in "fiub c":
+        if rows.dtype.kind in "fiubc":
             raise TypeError(
                 f"text input: got a numeric array of shape {rows.shape} and dtype "
                 f"{rows.dtype}. Expected strings. This backbone embeds text; use "
@@ -227,16 +227,14 @@ def row_keys(items: Sequence[Any], modality: str) -> list[str]:
 
 
 def dedupe_keys(items: Sequence[Any], modality: str) -> list[Any]:
-    """Cheap per-row keys for de-duplication when no cache needs content hashes."""
+    """Return cheap per-row keys for de-duplication when no cache is used.
+
+    Texts are their own key and files their absolute path (no file is read);
+    arrays and PIL images fall back to :func:`row_keys`.
+    """
     if modality == "text":
         return list(items)
-    if modality == "image":
-        return [
-            os.path.abspath(x) if isinstance(x, str) else k
-            for x, k in zip(items, _array_keys_or_none(items, modality), strict=True)
-        ]
-    return row_keys(items, modality)
-
-
-def _array_keys_or_none(items: Sequence[Any], modality: str) -> list[str | None]:
-    return [None if isinstance(x, str) else row_keys([x], modality)[0] for x in items]
+    return [
+        os.path.abspath(x) if isinstance(x, str) else row_keys([x], modality)[0]
+        for x in items
+    ]
