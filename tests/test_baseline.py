@@ -398,3 +398,51 @@ def test_warnings_are_collected_per_model_not_printed_per_fold(recwarn):
     assert len(notes["none + prior"]) == 1  # once, not once per fold
     assert not [w for w in recwarn if "Precision" in str(w.message)]
     assert "warning, none + prior: UndefinedMetricWarning" in format_leaderboard(board)
+
+
+def test_grouped_cv_keeps_a_groups_rows_out_of_its_test_fold():
+    # Each film's reviews share one label and a film-specific token, and carry
+    # nothing else: ungrouped CV learns the token (a leak), grouped CV cannot.
+    rng = np.random.RandomState(0)
+    films = [f"film{g}" for g in range(20)]
+    labels = {f: ("pos" if i % 2 else "neg") for i, f in enumerate(films)}
+    rows = [(f, f"{f} review {rng.randint(1000)}", labels[f]) for f in films
+            for _ in range(6)]  # fmt: skip
+    df = pd.DataFrame(rows, columns=["film", "review", "label"])
+    kw = dict(target="label", text="review", tabular=None, backbones=(), cv=4,
+              stack=0)  # fmt: skip
+    leaky = run_baseline(df, **kw)
+    grouped = run_baseline(df, groups="film", **kw)
+    assert leaky.attrs["splitter"] == "StratifiedKFold"
+    assert grouped.attrs["splitter"] == "StratifiedGroupKFold"
+    assert grouped.attrs["groups"] == "film"
+    tfidf = {b.attrs["splitter"]: b.loc[b["features"] == "tfidf", "mean"].item()
+             for b in (leaky, grouped)}  # fmt: skip
+    assert tfidf["StratifiedKFold"] > 0.95
+    assert tfidf["StratifiedGroupKFold"] < 0.7
+    assert "4-fold stratified CV grouped by 'film'" in format_leaderboard(grouped)
+
+
+def test_grouped_regression_uses_group_kfold():
+    rng = np.random.RandomState(0)
+    df = pd.DataFrame({"x": rng.normal(size=40), "g": np.repeat(np.arange(8), 5)})
+    df["y"] = 2 * df["x"] + rng.normal(scale=0.1, size=40)
+    board = run_baseline(df, target="y", tabular=["x"], groups="g", heads="logreg",
+                         cv=4, stack=0)  # fmt: skip
+    assert board.attrs["splitter"] == "GroupKFold"
+    assert board.iloc[0]["mean"] > 0.95
+
+
+def test_group_errors():
+    df = text_frame().assign(film=np.repeat(np.arange(4), 6))
+    kw = dict(target="label", text="review", backbones=())
+    with pytest.raises(ValueError, match=r"groups column: got 'flim'.*Did you mean"):
+        run_baseline(df, groups="flim", **kw)
+    with pytest.raises(ValueError, match=r"got 4 distinct groups for cv=5"):
+        run_baseline(df, groups="film", **kw)
+    with pytest.raises(ValueError, match=r"'film': got 1 missing values"):
+        run_baseline(df.assign(film=[None, *range(23)]), groups="film", **kw)
+    with pytest.raises(ValueError, match="groups column: got 'review', which is"):
+        run_baseline(df, groups="review", **kw)
+    with pytest.raises(ValueError, match="tabular column: got 'film', which is"):
+        run_baseline(df, groups="film", tabular=["film"], cv=2, **kw)

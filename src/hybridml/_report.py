@@ -64,9 +64,13 @@ def format_leaderboard(board: pd.DataFrame) -> str:
     if meta:
         better = "higher" if meta.get("greater_is_better", True) else "lower"
         split = "stratified " if meta.get("task") == "classification" else ""
+        if meta.get("groups"):
+            split += f"CV grouped by {meta['groups']!r}"
+        else:
+            split += "CV"
         lines.append(
             f"{meta.get('task', '')} of {meta.get('target')!r}: "
-            f"{meta.get('n_rows')} rows, {meta.get('cv')}-fold {split}CV, "
+            f"{meta.get('n_rows')} rows, {meta.get('cv')}-fold {split}, "
             f"{metric} ({better} is better), mean +/- std over folds"
         )
     left = {"features", "head", metric}
@@ -171,9 +175,10 @@ def plot_scores(board: pd.DataFrame, path: str | os.PathLike) -> Path:
     better = "higher" if meta.get("greater_is_better", True) else "lower"
     ax.set_xlabel(f"{metric} ({better} is better), mean +/- std over folds")
     if meta:
+        grouped = f" grouped by {meta['groups']!r}" if meta.get("groups") else ""
         ax.set_title(
             f"{meta.get('target')!r}: {meta.get('n_rows')} rows, "
-            f"{meta.get('cv')}-fold CV",
+            f"{meta.get('cv')}-fold CV{grouped}",
             fontsize=10,
         )
     hi = float(np.nanmax(board["mean"] + board["std"])) if n else 1.0

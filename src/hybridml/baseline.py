@@ -34,7 +34,13 @@ from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import StackingClassifier, StackingRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import get_scorer, get_scorer_names
-from sklearn.model_selection import KFold, StratifiedKFold, cross_validate
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    cross_validate,
+)
 from sklearn.preprocessing import LabelEncoder, OrdinalEncoder
 from sklearn.utils.multiclass import type_of_target
 from threadpoolctl import threadpool_limits
@@ -57,6 +63,7 @@ def run_baseline(
     text: str | Sequence[str] = (),
     image: str | Sequence[str] = (),
     tabular: str | Sequence[str] | None = "auto",
+    groups: str | None = None,
     backbones: str | Sequence[Any] | None = None,
     heads: str | Sequence[str] | None = None,
     cv: int = 5,
@@ -98,6 +105,10 @@ def run_baseline(
         column (except integer columns with one distinct value per row, which
         look like identifiers) and every other string column with at most 20
         distinct values. ``None`` or ``()``: none.
+    groups : str or None, default=None
+        A column whose rows must stay on one side of every split (e.g. the
+        film a review is about, the patient a scan comes from): folds become
+        ``StratifiedGroupKFold`` (classification) or ``GroupKFold``.
     backbones : str, sequence or None, default=None
         Backbones to embed with (anything ``KerasEmbeddingTransformer`` accepts:
         preset names, local preset folders, ...). ``None``: the offline
@@ -153,7 +164,9 @@ def run_baseline(
     Notes
     -----
     The stack's members are the best rows of this same cross-validation, so its
-    score is slightly optimistic; treat a small lead of the stack as a tie.
+    score is slightly optimistic; treat a small lead of the stack as a tie. Its
+    inner folds (3, for the out-of-fold predictions its final model learns
+    from) are stratified but not grouped.
     Heads use fixed, untuned defaults, as do the classical baselines.
 
     Examples
@@ -177,7 +190,10 @@ def run_baseline(
     image = _names(frame, image, "image")
     [target] = _names(frame, [target], "target")
     _check_roles(target, text, image)
-    numeric, categorical, ignored = _tabular(frame, tabular, [target, *text, *image])
+    group = _names(frame, [groups] if groups is not None else [], "groups")
+    _check_roles(target, text, image, group)
+    used = [target, *text, *image, *group]
+    numeric, categorical, ignored = _tabular(frame, tabular, used)
     if not (text or image or numeric or categorical):
         raise ValueError(
             "features: got none. Expected at least one text, image or tabular "
@@ -193,6 +209,7 @@ def run_baseline(
     scorer, metric_name, sign = _scorer(metric, task)
     frame = _subsample(frame, target, limit, task, random_state)
     y = _check_target(frame[target], task, cv, target)
+    group_ids = _check_groups(frame[group[0]], cv) if group else None
     for col in text:
         _check_text(frame[col], col)
     images = {col: _image_items(frame[col], col, base) for col in image}
@@ -236,9 +253,7 @@ def run_baseline(
         rows, blocks, text, numeric, categorical, heads, task, random_state
     )
 
-    splitter = (StratifiedKFold if task == "classification" else KFold)(
-        n_splits=cv, shuffle=True, random_state=random_state
-    )
+    splitter = _splitter(task, cv, group_ids is not None, random_state)
     results = []
     # Heads run on one BLAS / OpenMP thread: on a busy 2-core machine, two
     # spinning threads made LogisticRegression 40x and HistGradientBoosting
@@ -246,18 +261,24 @@ def run_baseline(
     with threadpool_limits(limits=1):
         for cand in candidates:
             say(f"cross-validating {cand['features']} + {cand['head']}")
-            results.append(_evaluate(cand, X, y, splitter, scorer, sign, n_jobs))
+            results.append(
+                _evaluate(cand, X, y, group_ids, splitter, scorer, sign, n_jobs)
+            )
         stacked = stack >= 2 and len(results) >= 2 and _stackable(y, task, cv)
         if stacked:
             best = sorted(results, key=lambda r: -sign * r["mean"])[:stack]
             say(f"cross-validating the stack of the {len(best)} best")
             cand = _stack_candidate(best, task, cv, random_state)
-            results.append(_evaluate(cand, X, y, splitter, scorer, sign, n_jobs))
+            results.append(
+                _evaluate(cand, X, y, group_ids, splitter, scorer, sign, n_jobs)
+            )
         elif stack >= 2:
             say("skipped the stack: too few rows per class for its inner folds")
         # last, so that it ranks below any model it ties with
         results.append(
-            _evaluate(_chance_candidate(task), X, y, splitter, scorer, sign, n_jobs)
+            _evaluate(
+                _chance_candidate(task), X, y, group_ids, splitter, scorer, sign, n_jobs
+            )
         )
     board = pd.DataFrame(
         [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
@@ -279,6 +300,8 @@ def run_baseline(
         "metric": metric_name,
         "greater_is_better": sign > 0,
         "cv": cv,
+        "splitter": type(splitter).__name__,
+        "groups": group[0] if group else None,
         "n_rows": len(frame),
         "target": target,
         "classes": [str(c) for c in _classes(frame[target], task)],
@@ -429,9 +452,9 @@ def _names(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
     return names
 
 
-def _check_roles(target: str | None, text: list, image: list) -> None:
+def _check_roles(target: str | None, text: list, image: list, group: list = ()) -> None:
     seen: dict[str, str] = {} if target is None else {target: "target"}
-    for role, cols in (("text", text), ("image", image)):
+    for role, cols in (("text", text), ("image", image), ("groups", group)):
         for col in cols:
             if col in seen:
                 raise ValueError(
@@ -472,8 +495,8 @@ def _tabular(frame: pd.DataFrame, spec: Any, used: list) -> tuple[list, list, li
         if col in used:
             raise ValueError(
                 f"tabular column: got {col!r}, which is already the target, a "
-                "text or an image column. Expected each column in one role. "
-                "Remove it from tabular."
+                "text, image or groups column. Expected each column in one "
+                "role. Remove it from tabular."
             )
     numeric = [
         c
@@ -601,6 +624,33 @@ def _check_target(y: pd.Series, task: str, cv: int, target: str) -> np.ndarray:
             "classes (or raise limit)."
         )
     return LabelEncoder().fit_transform(y.astype(str))
+
+
+def _check_groups(values: pd.Series, cv: int) -> np.ndarray:
+    if values.isna().any():
+        where = np.flatnonzero(values.isna().to_numpy())[:5].tolist()
+        raise ValueError(
+            f"groups column {values.name!r}: got {int(values.isna().sum())} missing "
+            f"values (rows {where}...). Expected a group in every row. Fill or drop "
+            "those rows."
+        )
+    codes, uniques = pd.factorize(values)
+    if len(uniques) < cv:
+        raise ValueError(
+            f"groups column {values.name!r}: got {len(uniques)} distinct groups for "
+            f"cv={cv}. Expected at least {cv} groups (one per fold). Lower cv or "
+            "use a finer grouping."
+        )
+    return codes
+
+
+def _splitter(task: str, cv: int, grouped: bool, seed: Any) -> Any:
+    classify = task == "classification"
+    if grouped:
+        cls = StratifiedGroupKFold if classify else GroupKFold
+    else:
+        cls = StratifiedKFold if classify else KFold
+    return cls(n_splits=cv, shuffle=True, random_state=seed)
 
 
 def _classes(y: pd.Series, task: str) -> list:
@@ -812,7 +862,7 @@ def _chance_candidate(task: str) -> dict:
     )
 
 
-def _evaluate(cand, X, y, splitter, scorer, sign, n_jobs) -> dict:
+def _evaluate(cand, X, y, groups, splitter, scorer, sign, n_jobs) -> dict:
     # Warnings (a head that did not converge, ...) are collected per model for
     # the report instead of flooding the terminal once per fold.
     with warnings.catch_warnings(record=True) as caught:
@@ -821,6 +871,7 @@ def _evaluate(cand, X, y, splitter, scorer, sign, n_jobs) -> dict:
             cand["model"],
             X,
             y,
+            groups=groups,
             cv=splitter,
             scoring=scorer,
             n_jobs=n_jobs,
