@@ -383,23 +383,23 @@ class _KerasBase(BaseEstimator):
         _routing.check_names(extra, accepted, "keras.Model.compile", prefix="compile__")
         compile_kwargs.update(extra)
 
-        loss = self.loss
         if isinstance(self.model, keras.Model):
             model, compiled = _clone_with_weights(keras, self.model, X), False
+            loss = self.loss
             if loss is None and self.model.compiled:
                 loss = self.model.loss
         else:
             build = self.model if self.model is not None else _default_mlp
-            if loss is None:
-                loss = self._default_loss(None)
-            loss = self._loss(keras, loss)
-            model = self._call_build(build, {**compile_kwargs, "loss": loss})
+            hint = self.loss if self.loss is not None else self._default_loss(None)
+            model = self._call_build(
+                build, {**compile_kwargs, "loss": self._loss(keras, hint)}
+            )
             if not isinstance(model, keras.Model):
                 raise TypeError(
                     f"model: the build callable returned {type(model).__name__}. "
                     "Expected a keras.Model. Return the model from the function."
                 )
-            compiled = model.compiled
+            compiled, loss = model.compiled, self.loss
         width = _output_width(keras, model, X)
         if compiled:
             if model.loss is None:
@@ -408,14 +408,15 @@ class _KerasBase(BaseEstimator):
                     "loss. Expected a loss. Pass loss= to the estimator and return "
                     "the model uncompiled, or compile it with a loss."
                 )
-            self._warn_if_compile_params_ignored(params)
+            if "compile_kwargs" not in _declared(build):
+                self._warn_if_compile_params_ignored(params)
             loss = model.loss
             if self.run_eagerly:  # a debugging switch: honoured on any model
                 model.run_eagerly = True
         else:
-            if isinstance(self.model, keras.Model) or self.loss is None:
-                loss = self._default_loss(width) if loss is None else loss
-                loss = self._loss(keras, loss)
+            loss = self._loss(
+                keras, self._default_loss(width) if loss is None else loss
+            )
             model.compile(**{**compile_kwargs, "loss": loss})
         self._set_encoding(loss, width)
         return model
