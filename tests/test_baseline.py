@@ -37,7 +37,7 @@ def test_tabular_leaderboard_has_heads_hgb_and_stack_ranked_best_first(wine_boar
         ("tabular", "knn"),
         ("tabular", "hgb"),
         ("stack of", "logreg"),
-        ("none", "prior"),  # chance: the majority class
+        ("chance", "prior"),  # chance: the majority class
     }
     assert board["rank"].tolist() == [1, 2, 3, 4, 5]
     assert board["mean"].is_monotonic_decreasing
@@ -79,7 +79,7 @@ def test_tabular_none_uses_text_only_and_auto_skips_identifiers():
     board = run_baseline(
         df, target="label", text="review", tabular=None, backbones=(), stack=0, cv=3
     )
-    assert board["features"].tolist() == ["tfidf", "none"]
+    assert board["features"].tolist() == ["tfidf", "chance"]
     auto = run_baseline(df, target="label", text="review", backbones=(), stack=0, cv=3)
     assert auto.attrs["ignored"] == ["row_id", "note"]
 
@@ -233,7 +233,7 @@ def test_image_backbone_rows(tmp_path, cnn_preset):
         cv=2,
         stack=0,
     )
-    assert set(board["features"]) == {cnn_preset.name, "pixels", "hog", "none"}
+    assert set(board["features"]) == {cnn_preset.name, "pixels", "hog", "chance"}
     assert board.loc[board["kind"] == "deep", "dims"].item() == 32  # last stage
 
 
@@ -393,11 +393,13 @@ def test_warnings_are_collected_per_model_not_printed_per_fold(recwarn):
     board = run_baseline(text_frame(), target="label", text="review", tabular=None,
                          backbones=(), metric="precision", cv=3, stack=0)  # fmt: skip
     notes = board.attrs["warnings"]
-    assert list(notes) == ["none + prior"]
-    assert notes["none + prior"][0].startswith("UndefinedMetricWarning: Precision")
-    assert len(notes["none + prior"]) == 1  # once, not once per fold
+    assert list(notes) == ["chance + prior"]
+    assert notes["chance + prior"][0].startswith("UndefinedMetricWarning: Precision")
+    assert len(notes["chance + prior"]) == 1  # once, not once per fold
     assert not [w for w in recwarn if "Precision" in str(w.message)]
-    assert "warning, none + prior: UndefinedMetricWarning" in format_leaderboard(board)
+    assert "warning, chance + prior: UndefinedMetricWarning" in format_leaderboard(
+        board
+    )
 
 
 def test_grouped_cv_keeps_a_groups_rows_out_of_its_test_fold():

@@ -45,7 +45,7 @@ def test_baseline_prints_the_leaderboard_and_writes_the_report(
     assert "[hybridml] embedded 24 rows" in captured.err  # progress lines on stderr
     rows = _table_rows(captured.out)
     assert [r[0] for r in rows] == ["1", "2", "3", "4", "5"]
-    models = {(r[1], r[2]) for r in rows if r[1] not in ("stack", "none")}
+    models = {(r[1], r[2]) for r in rows if r[1] not in ("stack", "chance")}
     assert models == {(text_preset.name, "logreg"), (text_preset.name, "knn"),
                       ("tfidf", "logreg")}  # fmt: skip
     assert "3-fold stratified CV" in captured.out
@@ -71,7 +71,7 @@ def test_baseline_on_image_paths_with_a_cnn_preset(tmp_path, cnn_preset, capsys)
     captured = capsys.readouterr()
     assert captured.err == ""  # --quiet: no progress, no step lines
     features = sorted(r[1] for r in _table_rows(captured.out))
-    assert features == sorted([cnn_preset.name, "hog", "pixels", "none"])
+    assert features == sorted([cnn_preset.name, "hog", "pixels", "chance"])
 
 
 def test_demo_runs_on_the_shipped_reviews(text_preset, tmp_path, capsys):
@@ -84,7 +84,7 @@ def test_demo_runs_on_the_shipped_reviews(text_preset, tmp_path, capsys):
         text_preset.name,
         "tfidf",
         "stack",
-        "none",
+        "chance",
     }
     assert (tmp_path / "d" / "leaderboard.json").is_file()
 

@@ -153,9 +153,10 @@ def plot_scores(board: pd.DataFrame, path: str | os.PathLike) -> Path:
     n = len(board)
     fig = Figure(figsize=(8.0, 1.4 + 0.38 * n), layout="constrained")
     ax = fig.subplots()
+    names = {"prior": "chance (majority class)", "mean": "chance (mean target)"}
     labels = [
-        f"{_short(f)} + {h}"
-        for f, h in zip(board["features"], board["head"], strict=True)
+        names.get(h, f"chance ({h})") if k == "chance" else f"{_short(f)} + {h}"
+        for f, h, k in zip(board["features"], board["head"], board["kind"], strict=True)
     ]
     ypos = np.arange(n)[::-1]
     colours = [_COLOURS.get(k, "#777777") for k in board["kind"]]

@@ -179,7 +179,7 @@ def run_baseline(
     features   head      kind
      tabular logreg classical
      tabular    hgb classical
-        none  prior    chance
+      chance  prior    chance
     >>> board["mean"].round(2).tolist()
     [0.98, 0.96, 0.4]
     """
@@ -855,7 +855,7 @@ def _chance_candidate(task: str) -> dict:
     classify = task == "classification"
     return dict(
         kind="chance",
-        features="none",
+        features="chance",
         head="prior" if classify else "mean",
         model=DummyClassifier(strategy="prior") if classify else DummyRegressor(),
         embed_s=0.0,
