@@ -6,13 +6,13 @@ copy) on Rotten Tomatoes snippets. The baseline is the single-process
 (half the cores each) embed the same rows through ``embed_ray_dataset``; a Dask
 ``LocalCluster`` of 2 workers through ``embed_dask``.
 
-A Ray Data pool is started for each run, so each Ray figure is given twice: end
-to end (actor start-up and model load included), and steady state, from Ray
-Data's own statistics of the time workers spent on blocks. Dask workers
-persist, so its steady state is a second computation on warm workers. CPU-seconds
-per 1000 rows (all threads of the process or workers; for Ray, each worker's
-first, tracing batch included) show the cost apart from the share of a busy
-machine each process gets.
+Each figure is given twice: end to end (workers' start-up and model load
+included; ``ray.init`` and the Dask cluster's start excluded), and steady state:
+rows over the time the workers spent on blocks, divided by the number of
+workers (Ray Data's block statistics; Dask's task stream of a second
+computation on the warm workers). CPU-seconds per 1000 rows (all threads of the
+process or workers; for Ray, each worker's first, tracing batch included) show
+the cost apart from the share of a busy machine each process gets.
 
     python benchmarks/bench_distributed.py [--n 2000] [--no-dask]
 
@@ -26,7 +26,6 @@ import os
 import platform
 import re
 import time
-from typing import Any
 
 import numpy as np
 
@@ -89,10 +88,11 @@ def ray_run(ray, texts: list[str], workers: int, cpus: int) -> tuple[float, ...]
     return total, len(texts) / (busy / workers), cpu / len(texts) * 1000, Z
 
 
-def dask_runs(texts: list[str], workers: int) -> tuple[float, float, float, Any]:
-    """Cold and warm wall seconds, the workers' CPU seconds when warm, result."""
+def dask_runs(texts: list[str], workers: int) -> tuple[float, ...]:
+    """End-to-end seconds (cold workers), steady rows/s and CPU-seconds per
+    1000 rows (warm workers, from the task stream), result."""
     import dask.array as da
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster, get_task_stream
 
     with (
         LocalCluster(
@@ -104,20 +104,25 @@ def dask_runs(texts: list[str], workers: int) -> tuple[float, float, float, Any]
         Client(cluster) as client,
     ):
         embed = KerasEmbeddingTransformer(str(minilm_dir())).fit()
-        arr = da.from_array(
-            np.array(texts, dtype=object), chunks=-(-len(texts) // (4 * workers))
-        )
+        arr = da.from_array(np.array(texts, dtype=object), chunks=125)  # 16 blocks
         lazy = embed_dask(arr, embed)
         start = time.perf_counter()
         lazy.compute()  # workers start cold: load and trace
-        cold = time.perf_counter() - start
+        total = time.perf_counter() - start
         before = client.run(_cpu_seconds)
-        start = time.perf_counter()
-        Z = lazy.compute()  # the same workers, warm
-        warm = time.perf_counter() - start
+        with get_task_stream(client) as stream:
+            Z = lazy.compute()  # the same workers, warm
         after = client.run(_cpu_seconds)
+    busy = sum(
+        part["stop"] - part["start"]
+        for task in stream.data
+        if "embed" in str(task["key"])
+        for part in task["startstops"]
+        if part["action"] == "compute"
+    )
     cpu = sum(after[w] - before[w] for w in before)
-    return cold, warm, cpu, Z
+    n = len(texts)
+    return total, n / (busy / workers), cpu / n * 1000, Z
 
 
 def main() -> None:
@@ -161,10 +166,11 @@ def main() -> None:
     ray.shutdown()
 
     if not args.no_dask and cpus >= 2:
-        cold, warm, cpu, Z = dask_runs(texts, 2)
+        total_s, steady, cpu_k, Z = dask_runs(texts, 2)
         np.testing.assert_allclose(Z, base, rtol=1e-4, atol=1e-5)
-        rows.append(("Dask, 2 workers x 1 thread", args.n / cold, args.n / warm))
-        cpu_per_k[rows[-1][0]] = cpu / args.n * 1000
+        label = "Dask, 2 workers x 1 thread"
+        rows.append((label, args.n / total_s, steady))
+        cpu_per_k[label] = cpu_k
 
     print(f"{'':40s} {'end-to-end':>12s} {'steady':>12s} {'ratio':>7s}")
     for label, e2e, steady in rows:
