@@ -448,3 +448,19 @@ def test_group_errors():
         run_baseline(df, groups="review", **kw)
     with pytest.raises(ValueError, match="tabular column: got 'film', which is"):
         run_baseline(df, groups="film", tabular=["film"], cv=2, **kw)
+
+
+def test_a_cache_folder_keeps_embeddings_across_runs(text_preset, tmp_path):
+    from hybridml import EmbeddingCache
+
+    df = text_frame()
+    kw = dict(target="label", text="review", tabular=None, heads="logreg", cv=2,
+              stack=0, backbones=[str(text_preset)],
+              cache=tmp_path / "cache")  # fmt: skip
+    first = run_baseline(df, **kw)
+    cache = EmbeddingCache.coerce(tmp_path / "cache" / "embeddings.sqlite")
+    assert cache.stats()["written"] == df["review"].nunique()
+    hits = cache.hits
+    second = run_baseline(df, **kw)
+    assert cache.hits - hits == df["review"].nunique()  # nothing embedded again
+    pd.testing.assert_series_equal(first["mean"], second["mean"])
