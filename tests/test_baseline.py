@@ -154,7 +154,7 @@ def test_limit_takes_a_stratified_seeded_subset():
     )
     a = run_baseline(df, **kw)
     assert a.attrs["n_rows"] == 30
-    from hybridml.baseline import _subsample
+    from hybridml._checks import subsample as _subsample
 
     sub = _subsample(df, "label", 30, "classification", 0)
     assert sub["label"].value_counts().to_dict() == {"pos": 20, "neg": 10}

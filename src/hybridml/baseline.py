@@ -18,9 +18,7 @@ rows it has not seen.
 
 from __future__ import annotations
 
-import difflib
 import os
-import sys
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -33,26 +31,21 @@ from sklearn.base import clone
 from sklearn.dummy import DummyClassifier, DummyRegressor
 from sklearn.ensemble import StackingClassifier, StackingRegressor
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import get_scorer, get_scorer_names
 from sklearn.model_selection import (
-    GroupKFold,
     KFold,
-    StratifiedGroupKFold,
     StratifiedKFold,
     cross_validate,
 )
-from sklearn.preprocessing import LabelEncoder, OrdinalEncoder
-from sklearn.utils.multiclass import type_of_target
+from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from . import _features
+from . import _checks, _features
 from ._report import format_leaderboard, write_report
 
 __all__ = ["embed_frame", "format_leaderboard", "run_baseline", "write_report"]
 
 DEFAULT_TEXT_BACKBONE = "all_minilm_l6_v2_en"
 DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
-MAX_AUTO_CATEGORIES = 20  # tabular="auto": string columns with more are skipped
 _STACK_FOLDS = 3
 
 
@@ -188,35 +181,36 @@ def run_baseline(
     [0.98, 0.96, 0.4]
     """
     start = time.perf_counter()
-    say = _printer(verbose)
-    frame, base = _read_data(data)
-    text = _names(frame, text, "text")
-    image = _names(frame, image, "image")
-    [target] = _names(frame, [target], "target")
-    _check_roles(target, text, image)
-    group = _names(frame, [groups] if groups is not None else [], "groups")
-    _check_roles(target, text, image, group)
+    say = _checks.make_printer(verbose)
+    frame, base = _checks.read_data(data)
+    text = _checks.check_columns(frame, text, "text")
+    image = _checks.check_columns(frame, image, "image")
+    [target] = _checks.check_columns(frame, [target], "target")
+    group = _checks.check_columns(
+        frame, [groups] if groups is not None else [], "groups"
+    )
+    _checks.check_roles(target, text, image, group)
     used = [target, *text, *image, *group]
-    numeric, categorical, ignored = _tabular(frame, tabular, used)
+    numeric, categorical, ignored = _checks.split_tabular(frame, tabular, used)
     if not (text or image or numeric or categorical):
         raise ValueError(
             "features: got none. Expected at least one text, image or tabular "
             f"column besides the target {target!r}. Name them with text=..., "
             "image=... or tabular=[...]."
         )
-    heads = _heads(heads)
-    cv = _positive_int(cv, "cv", minimum=2)
-    stack = _positive_int(stack, "stack", minimum=0)
+    heads = _checks.check_heads(heads)
+    cv = _checks.positive_int(cv, "cv", minimum=2)
+    stack = _checks.positive_int(stack, "stack", minimum=0)
     if limit is not None:
-        limit = _positive_int(limit, "limit", minimum=2)
-    task = _task(frame[target], task, target)
-    scorer, metric_name, sign = _scorer(metric, task)
-    frame = _subsample(frame, target, limit, task, random_state)
-    y = _check_target(frame[target], task, cv, target)
-    group_ids = _check_groups(frame[group[0]], cv) if group else None
+        limit = _checks.positive_int(limit, "limit", minimum=2)
+    task = _checks.infer_task(frame[target], task, target)
+    scorer, metric_name, sign = _checks.get_metric(metric, task)
+    frame = _checks.subsample(frame, target, limit, task, random_state)
+    y = _checks.check_target(frame[target], task, cv, target)
+    group_ids = _checks.check_groups(frame[group[0]], cv) if group else None
     for col in text:
-        _check_text(frame[col], col)
-    images = {col: _image_items(frame[col], col, base) for col in image}
+        _checks.check_text(frame[col], col)
+    images = {col: _checks.image_items(frame[col], col, base) for col in image}
     specs = _backbones(backbones, text, image)
 
     # Everything above is cheap validation; the work starts here.
@@ -257,7 +251,7 @@ def run_baseline(
         rows, blocks, text, numeric, categorical, heads, task, random_state
     )
 
-    splitter = _splitter(task, cv, group_ids is not None, random_state)
+    splitter = _checks.make_splitter(task, cv, group_ids is not None, random_state)
     results = []
     # Heads run on one BLAS / OpenMP thread: on a busy 2-core machine, two
     # spinning threads made LogisticRegression 40x and HistGradientBoosting
@@ -308,7 +302,7 @@ def run_baseline(
         "groups": group[0] if group else None,
         "n_rows": len(frame),
         "target": target,
-        "classes": [str(c) for c in _classes(frame[target], task)],
+        "classes": [str(c) for c in _checks.class_names(frame[target], task)],
         "text": text,
         "image": image,
         "numeric": numeric,
@@ -368,10 +362,10 @@ def embed_frame(
     >>> embed_frame  # doctest: +ELLIPSIS
     <function embed_frame at ...>
     """
-    frame, base = _read_data(data)
-    text = _names(frame, text, "text")
-    image = _names(frame, image, "image")
-    _check_roles(None, text, image)
+    frame, base = _checks.read_data(data)
+    text = _checks.check_columns(frame, text, "text")
+    image = _checks.check_columns(frame, image, "image")
+    _checks.check_roles(None, text, image)
     if bool(text) == bool(image):
         raise ValueError(
             f"columns to embed: got text={text!r} and image={image!r}. Expected "
@@ -381,14 +375,14 @@ def embed_frame(
     if keep == "all":
         kept = [c for c in frame.columns if c not in {*text, *image}]
     else:
-        kept = _names(frame, keep or (), "keep")
+        kept = _checks.check_columns(frame, keep or (), "keep")
     for col in text:
-        _check_text(frame[col], col)
-    images = {col: _image_items(frame[col], col, base) for col in image}
+        _checks.check_text(frame[col], col)
+    images = {col: _checks.image_items(frame[col], col, base) for col in image}
     default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
     spec = default if backbone is None else backbone
     embedder, modality, _ = _load(
-        spec, cache, progress, _printer(0), batch_size=batch_size
+        spec, cache, progress, _checks.make_printer(0), batch_size=batch_size
     )
     _columns_for(modality, _display_name(spec, []), text, image)
     out = [frame[kept].reset_index(drop=True)]
@@ -397,308 +391,6 @@ def embed_frame(
         names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
         out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
     return pd.concat(out, axis=1)
-
-
-# -- reading and validating --------------------------------------------------
-
-
-def _printer(verbose: int) -> Callable[[str], None]:
-    def say(message: str) -> None:
-        if verbose:
-            print(f"[hybridml] {message}", file=sys.stderr, flush=True)
-
-    return say
-
-
-def _read_data(data: Any) -> tuple[pd.DataFrame, Path | None]:
-    if isinstance(data, pd.DataFrame):
-        return data.reset_index(drop=True), None
-    if not isinstance(data, (str, os.PathLike)):
-        raise TypeError(
-            f"data: got {type(data).__name__}. Expected a pandas DataFrame or the "
-            "path of a CSV or Parquet file. Pass pd.read_csv(...) or a file name."
-        )
-    path = Path(data).expanduser()
-    if not path.is_file():
-        where = "a folder" if path.is_dir() else "no such file"
-        raise FileNotFoundError(
-            f"data file: got {str(path)!r} ({where}). Expected an existing CSV "
-            "or Parquet file. Check the path and the working directory."
-        )
-    name = path.name.lower()
-    if name.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
-    elif name.endswith((".tsv", ".tsv.gz", ".tab")):
-        frame = pd.read_csv(path, sep="\t")
-    else:
-        frame = pd.read_csv(path)
-    return frame, path.resolve().parent
-
-
-def _names(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
-    if names is None:
-        return []
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    names = list(names)
-    columns = [str(c) for c in frame.columns]
-    for name in names:
-        if name not in frame.columns:
-            close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.5)
-            hint = f"Did you mean {close[0]!r}? " if close else ""
-            shown = ", ".join(repr(c) for c in columns[:30])
-            more = f" and {len(columns) - 30} more" if len(columns) > 30 else ""
-            raise ValueError(
-                f"{role} column: got {name!r}, which is not in the data. Expected "
-                f"one of the {len(columns)} columns: {shown}{more}. {hint}"
-                "Column names are case-sensitive."
-            )
-    return names
-
-
-def _check_roles(target: str | None, text: list, image: list, group: list = ()) -> None:
-    seen: dict[str, str] = {} if target is None else {target: "target"}
-    for role, cols in (("text", text), ("image", image), ("groups", group)):
-        for col in cols:
-            if col in seen:
-                raise ValueError(
-                    f"{role} column: got {col!r}, which is already the "
-                    f"{seen[col]} column. Expected each column in one role. "
-                    "Remove it from one of them."
-                )
-            seen[col] = role
-
-
-def _tabular(frame: pd.DataFrame, spec: Any, used: list) -> tuple[list, list, list]:
-    if spec is None or (not isinstance(spec, str) and len(spec) == 0):
-        return [], [], []
-    if isinstance(spec, str) and spec != "auto":
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
-    if spec == "auto":
-        numeric, categorical, ignored = [], [], []
-        for col in frame.columns:
-            if col in used:
-                continue
-            values = frame[col]
-            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(
-                values
-            ):
-                looks_like_id = (
-                    pd.api.types.is_integer_dtype(values)
-                    and len(values) > MAX_AUTO_CATEGORIES
-                    and values.nunique() == len(values)
-                )
-                (ignored if looks_like_id else numeric).append(col)
-            elif values.nunique() <= MAX_AUTO_CATEGORIES:
-                categorical.append(col)
-            else:
-                ignored.append(col)
-        return numeric, categorical, ignored
-    cols = _names(frame, spec, "tabular")
-    for col in cols:
-        if col in used:
-            raise ValueError(
-                f"tabular column: got {col!r}, which is already the target, a "
-                "text, image or groups column. Expected each column in one "
-                "role. Remove it from tabular."
-            )
-    numeric = [
-        c
-        for c in cols
-        if pd.api.types.is_numeric_dtype(frame[c])
-        or pd.api.types.is_bool_dtype(frame[c])
-    ]
-    return numeric, [c for c in cols if c not in numeric], []
-
-
-def _heads(heads: Any) -> list[str]:
-    if heads is None:
-        default = list(_features.HEADS)
-        try:
-            import xgboost  # noqa: F401
-        except ImportError:
-            default.remove("xgb")
-        return default
-    if isinstance(heads, str):
-        heads = [h.strip() for h in heads.split(",") if h.strip()]
-    heads = list(heads)
-    for head in heads:
-        if head not in _features.HEADS:
-            close = difflib.get_close_matches(str(head), _features.HEADS, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ValueError(
-                f"head: got {head!r}. Expected some of "
-                f"{', '.join(_features.HEADS)}.{hint}"
-            )
-    if len(set(heads)) != len(heads):
-        raise ValueError(f"heads: got {heads!r}. Expected each head once.")
-    return heads
-
-
-def _positive_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
-    if value < minimum:
-        raise ValueError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
-    return int(value)
-
-
-def _task(y: pd.Series, task: str, target: str) -> str:
-    if task not in ("auto", "classification", "regression"):
-        raise ValueError(
-            f"task: got {task!r}. Expected 'auto', 'classification' or 'regression'."
-        )
-    if y.isna().any():
-        where = np.flatnonzero(y.isna().to_numpy())[:5].tolist()
-        raise ValueError(
-            f"target {target!r}: got {int(y.isna().sum())} missing values (rows "
-            f"{where}...). Expected a label in every row. Drop or fill those rows."
-        )
-    if task != "auto":
-        if task == "regression" and not pd.api.types.is_numeric_dtype(y):
-            raise ValueError(
-                f"target {target!r}: got dtype {y.dtype} with task='regression'. "
-                "Expected numbers. Use task='classification' for labels."
-            )
-        return task
-    kind = type_of_target(y.to_numpy())
-    return (
-        "regression"
-        if kind in ("continuous", "continuous-multioutput")
-        else ("classification")
-    )
-
-
-def _scorer(metric: str | None, task: str) -> tuple[Any, str, int]:
-    if metric is None:
-        metric = "accuracy" if task == "classification" else "r2"
-    names = get_scorer_names()
-    if metric not in names:
-        close = difflib.get_close_matches(metric, names, n=3)
-        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
-        raise ValueError(
-            f"metric: got {metric!r}. Expected a scikit-learn scorer name such "
-            f"as 'accuracy', 'f1_macro', 'roc_auc' or 'r2'.{hint}"
-        )
-    if metric.startswith("neg_"):
-        return get_scorer(metric), metric[4:], -1
-    return get_scorer(metric), metric, 1
-
-
-def _subsample(
-    frame: pd.DataFrame, target: str, limit: int | None, task: str, seed: Any
-) -> pd.DataFrame:
-    if limit is None or limit >= len(frame):
-        return frame
-    rng = np.random.RandomState(seed)
-    if task == "classification":
-        # Proportional per class, at least one row of each, then trimmed.
-        order = rng.permutation(len(frame))
-        labels = frame[target].to_numpy()[order]
-        rank = pd.Series(labels).groupby(labels).cumcount().to_numpy()
-        size = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()
-        take = order[np.argsort(rank / size, kind="stable")[:limit]]
-    else:
-        take = rng.permutation(len(frame))[:limit]
-    return frame.iloc[np.sort(take)].reset_index(drop=True)
-
-
-def _check_target(y: pd.Series, task: str, cv: int, target: str) -> np.ndarray:
-    if task == "regression":
-        if len(y) < 2 * cv:
-            raise ValueError(
-                f"rows: got {len(y)} for cv={cv}. Expected at least {2 * cv} rows "
-                "(two per fold). Lower cv or use more rows (check limit)."
-            )
-        return y.to_numpy(dtype=np.float64)
-    counts = y.astype(str).value_counts()
-    if len(counts) < 2:
-        raise ValueError(
-            f"target {target!r}: got a single class {counts.index[0]!r} "
-            f"({counts.iloc[0]} rows). Expected at least two classes. Check the "
-            "target column (or the rows kept by limit)."
-        )
-    rare = counts[counts < cv]
-    if len(rare):
-        shown = ", ".join(f"{k!r}: {v}" for k, v in rare.head(5).items())
-        raise ValueError(
-            f"rows per class: got {shown} with cv={cv}. Expected at least {cv} rows "
-            f"in every class for {cv}-fold stratified CV. Lower cv to "
-            f"{max(2, int(rare.min()))}, add rows, or drop or merge the rare "
-            "classes (or raise limit)."
-        )
-    return LabelEncoder().fit_transform(y.astype(str))
-
-
-def _check_groups(values: pd.Series, cv: int) -> np.ndarray:
-    if values.isna().any():
-        where = np.flatnonzero(values.isna().to_numpy())[:5].tolist()
-        raise ValueError(
-            f"groups column {values.name!r}: got {int(values.isna().sum())} missing "
-            f"values (rows {where}...). Expected a group in every row. Fill or drop "
-            "those rows."
-        )
-    codes, uniques = pd.factorize(values)
-    if len(uniques) < cv:
-        raise ValueError(
-            f"groups column {values.name!r}: got {len(uniques)} distinct groups for "
-            f"cv={cv}. Expected at least {cv} groups (one per fold). Lower cv or "
-            "use a finer grouping."
-        )
-    return codes
-
-
-def _splitter(task: str, cv: int, grouped: bool, seed: Any) -> Any:
-    classify = task == "classification"
-    if grouped:
-        cls = StratifiedGroupKFold if classify else GroupKFold
-    else:
-        cls = StratifiedKFold if classify else KFold
-    return cls(n_splits=cv, shuffle=True, random_state=seed)
-
-
-def _classes(y: pd.Series, task: str) -> list:
-    return sorted(y.astype(str).unique()) if task == "classification" else []
-
-
-def _check_text(values: pd.Series, col: str) -> None:
-    bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
-    if bad.any():
-        where = np.flatnonzero(bad.to_numpy())
-        raise ValueError(
-            f"text column {col!r}: got {len(where)} missing or non-text values "
-            f"(rows {where[:5].tolist()}{'...' if len(where) > 5 else ''}). "
-            "Expected a string in every row. Fill them (e.g. with '') or drop "
-            "those rows."
-        )
-
-
-def _image_items(values: pd.Series, col: str, base: Path | None) -> list:
-    """Resolve the paths of an image column; report every missing file at once."""
-    items, missing = [], []
-    for i, item in enumerate(values):
-        if isinstance(item, (str, os.PathLike)):
-            path = Path(item).expanduser()
-            if not path.is_absolute():
-                near = base is not None and (base / path).is_file()
-                path = (base if near else Path.cwd()) / path
-            if not path.is_file():
-                missing.append((i, str(item)))
-            items.append(str(path))
-        elif item is None or (isinstance(item, float) and np.isnan(item)):
-            missing.append((i, "<empty>"))
-        else:
-            items.append(item)
-    if missing:
-        shown = ", ".join(f"row {i}: {p!r}" for i, p in missing[:3])
-        where = f"{str(base)!r} (the data file's folder), then in " if base else ""
-        raise FileNotFoundError(
-            f"image column {col!r}: got {len(missing)} of {len(values)} paths that "
-            f"do not exist ({shown}{', ...' if len(missing) > 3 else ''}). Expected "
-            f"image files; relative paths are looked up in {where}the working "
-            f"directory {str(Path.cwd())!r}. Fix the paths or drop those rows."
-        )
-    return items
 
 
 # -- backbones ---------------------------------------------------------------

@@ -1,0 +1,331 @@
+"""Reading and validating the leaderboard's table, before any expensive work.
+
+Every check raises with what was wrong, what was expected and how to fix it, so
+``hybridml baseline`` can print it as a one-line ``error: ...``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import get_scorer, get_scorer_names
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+)
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import type_of_target
+
+from . import _features
+
+MAX_AUTO_CATEGORIES = 20  # tabular="auto": string columns with more are skipped
+
+
+def make_printer(verbose: int) -> Callable[[str], None]:
+    def say(message: str) -> None:
+        if verbose:
+            print(f"[hybridml] {message}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def read_data(data: Any) -> tuple[pd.DataFrame, Path | None]:
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True), None
+    if not isinstance(data, (str, os.PathLike)):
+        raise TypeError(
+            f"data: got {type(data).__name__}. Expected a pandas DataFrame or the "
+            "path of a CSV or Parquet file. Pass pd.read_csv(...) or a file name."
+        )
+    path = Path(data).expanduser()
+    if not path.is_file():
+        where = "a folder" if path.is_dir() else "no such file"
+        raise FileNotFoundError(
+            f"data file: got {str(path)!r} ({where}). Expected an existing CSV "
+            "or Parquet file. Check the path and the working directory."
+        )
+    name = path.name.lower()
+    if name.endswith((".parquet", ".pq")):
+        frame = pd.read_parquet(path)
+    elif name.endswith((".tsv", ".tsv.gz", ".tab")):
+        frame = pd.read_csv(path, sep="\t")
+    else:
+        frame = pd.read_csv(path)
+    return frame, path.resolve().parent
+
+
+def check_columns(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
+    if names is None:
+        return []
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(",") if n.strip()]
+    names = list(names)
+    columns = [str(c) for c in frame.columns]
+    for name in names:
+        if name not in frame.columns:
+            close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.5)
+            hint = f"Did you mean {close[0]!r}? " if close else ""
+            shown = ", ".join(repr(c) for c in columns[:30])
+            more = f" and {len(columns) - 30} more" if len(columns) > 30 else ""
+            raise ValueError(
+                f"{role} column: got {name!r}, which is not in the data. Expected "
+                f"one of the {len(columns)} columns: {shown}{more}. {hint}"
+                "Column names are case-sensitive."
+            )
+    return names
+
+
+def check_roles(target: str | None, text: list, image: list, group: list = ()) -> None:
+    seen: dict[str, str] = {} if target is None else {target: "target"}
+    for role, cols in (("text", text), ("image", image), ("groups", group)):
+        for col in cols:
+            if col in seen:
+                raise ValueError(
+                    f"{role} column: got {col!r}, which is already the "
+                    f"{seen[col]} column. Expected each column in one role. "
+                    "Remove it from one of them."
+                )
+            seen[col] = role
+
+
+def split_tabular(
+    frame: pd.DataFrame, spec: Any, used: list
+) -> tuple[list, list, list]:
+    if spec is None or (not isinstance(spec, str) and len(spec) == 0):
+        return [], [], []
+    if isinstance(spec, str) and spec != "auto":
+        spec = [s.strip() for s in spec.split(",") if s.strip()]
+    if spec == "auto":
+        numeric, categorical, ignored = [], [], []
+        for col in frame.columns:
+            if col in used:
+                continue
+            values = frame[col]
+            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(
+                values
+            ):
+                looks_like_id = (
+                    pd.api.types.is_integer_dtype(values)
+                    and len(values) > MAX_AUTO_CATEGORIES
+                    and values.nunique() == len(values)
+                )
+                (ignored if looks_like_id else numeric).append(col)
+            elif values.nunique() <= MAX_AUTO_CATEGORIES:
+                categorical.append(col)
+            else:
+                ignored.append(col)
+        return numeric, categorical, ignored
+    cols = check_columns(frame, spec, "tabular")
+    for col in cols:
+        if col in used:
+            raise ValueError(
+                f"tabular column: got {col!r}, which is already the target, a "
+                "text, image or groups column. Expected each column in one "
+                "role. Remove it from tabular."
+            )
+    numeric = [
+        c
+        for c in cols
+        if pd.api.types.is_numeric_dtype(frame[c])
+        or pd.api.types.is_bool_dtype(frame[c])
+    ]
+    return numeric, [c for c in cols if c not in numeric], []
+
+
+def check_heads(heads: Any) -> list[str]:
+    if heads is None:
+        default = list(_features.HEADS)
+        try:
+            import xgboost  # noqa: F401
+        except ImportError:
+            default.remove("xgb")
+        return default
+    if isinstance(heads, str):
+        heads = [h.strip() for h in heads.split(",") if h.strip()]
+    heads = list(heads)
+    for head in heads:
+        if head not in _features.HEADS:
+            close = difflib.get_close_matches(str(head), _features.HEADS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(
+                f"head: got {head!r}. Expected some of "
+                f"{', '.join(_features.HEADS)}.{hint}"
+            )
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"heads: got {heads!r}. Expected each head once.")
+    return heads
+
+
+def positive_int(value: Any, name: str, *, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
+    if value < minimum:
+        raise ValueError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
+    return int(value)
+
+
+def infer_task(y: pd.Series, task: str, target: str) -> str:
+    if task not in ("auto", "classification", "regression"):
+        raise ValueError(
+            f"task: got {task!r}. Expected 'auto', 'classification' or 'regression'."
+        )
+    if y.isna().any():
+        where = np.flatnonzero(y.isna().to_numpy())[:5].tolist()
+        raise ValueError(
+            f"target {target!r}: got {int(y.isna().sum())} missing values (rows "
+            f"{where}...). Expected a label in every row. Drop or fill those rows."
+        )
+    if task != "auto":
+        if task == "regression" and not pd.api.types.is_numeric_dtype(y):
+            raise ValueError(
+                f"target {target!r}: got dtype {y.dtype} with task='regression'. "
+                "Expected numbers. Use task='classification' for labels."
+            )
+        return task
+    kind = type_of_target(y.to_numpy())
+    return (
+        "regression"
+        if kind in ("continuous", "continuous-multioutput")
+        else ("classification")
+    )
+
+
+def get_metric(metric: str | None, task: str) -> tuple[Any, str, int]:
+    if metric is None:
+        metric = "accuracy" if task == "classification" else "r2"
+    names = get_scorer_names()
+    if metric not in names:
+        close = difflib.get_close_matches(metric, names, n=3)
+        hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+        raise ValueError(
+            f"metric: got {metric!r}. Expected a scikit-learn scorer name such "
+            f"as 'accuracy', 'f1_macro', 'roc_auc' or 'r2'.{hint}"
+        )
+    if metric.startswith("neg_"):
+        return get_scorer(metric), metric[4:], -1
+    return get_scorer(metric), metric, 1
+
+
+def subsample(
+    frame: pd.DataFrame, target: str, limit: int | None, task: str, seed: Any
+) -> pd.DataFrame:
+    if limit is None or limit >= len(frame):
+        return frame
+    rng = np.random.RandomState(seed)
+    if task == "classification":
+        # Proportional per class, at least one row of each, then trimmed.
+        order = rng.permutation(len(frame))
+        labels = frame[target].to_numpy()[order]
+        rank = pd.Series(labels).groupby(labels).cumcount().to_numpy()
+        size = pd.Series(labels).map(pd.Series(labels).value_counts()).to_numpy()
+        take = order[np.argsort(rank / size, kind="stable")[:limit]]
+    else:
+        take = rng.permutation(len(frame))[:limit]
+    return frame.iloc[np.sort(take)].reset_index(drop=True)
+
+
+def check_target(y: pd.Series, task: str, cv: int, target: str) -> np.ndarray:
+    if task == "regression":
+        if len(y) < 2 * cv:
+            raise ValueError(
+                f"rows: got {len(y)} for cv={cv}. Expected at least {2 * cv} rows "
+                "(two per fold). Lower cv or use more rows (check limit)."
+            )
+        return y.to_numpy(dtype=np.float64)
+    counts = y.astype(str).value_counts()
+    if len(counts) < 2:
+        raise ValueError(
+            f"target {target!r}: got a single class {counts.index[0]!r} "
+            f"({counts.iloc[0]} rows). Expected at least two classes. Check the "
+            "target column (or the rows kept by limit)."
+        )
+    rare = counts[counts < cv]
+    if len(rare):
+        shown = ", ".join(f"{k!r}: {v}" for k, v in rare.head(5).items())
+        raise ValueError(
+            f"rows per class: got {shown} with cv={cv}. Expected at least {cv} rows "
+            f"in every class for {cv}-fold stratified CV. Lower cv to "
+            f"{max(2, int(rare.min()))}, add rows, or drop or merge the rare "
+            "classes (or raise limit)."
+        )
+    return LabelEncoder().fit_transform(y.astype(str))
+
+
+def check_groups(values: pd.Series, cv: int) -> np.ndarray:
+    if values.isna().any():
+        where = np.flatnonzero(values.isna().to_numpy())[:5].tolist()
+        raise ValueError(
+            f"groups column {values.name!r}: got {int(values.isna().sum())} missing "
+            f"values (rows {where}...). Expected a group in every row. Fill or drop "
+            "those rows."
+        )
+    codes, uniques = pd.factorize(values)
+    if len(uniques) < cv:
+        raise ValueError(
+            f"groups column {values.name!r}: got {len(uniques)} distinct groups for "
+            f"cv={cv}. Expected at least {cv} groups (one per fold). Lower cv or "
+            "use a finer grouping."
+        )
+    return codes
+
+
+def make_splitter(task: str, cv: int, grouped: bool, seed: Any) -> Any:
+    classify = task == "classification"
+    if grouped:
+        cls = StratifiedGroupKFold if classify else GroupKFold
+    else:
+        cls = StratifiedKFold if classify else KFold
+    return cls(n_splits=cv, shuffle=True, random_state=seed)
+
+
+def class_names(y: pd.Series, task: str) -> list:
+    return sorted(y.astype(str).unique()) if task == "classification" else []
+
+
+def check_text(values: pd.Series, col: str) -> None:
+    bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
+    if bad.any():
+        where = np.flatnonzero(bad.to_numpy())
+        raise ValueError(
+            f"text column {col!r}: got {len(where)} missing or non-text values "
+            f"(rows {where[:5].tolist()}{'...' if len(where) > 5 else ''}). "
+            "Expected a string in every row. Fill them (e.g. with '') or drop "
+            "those rows."
+        )
+
+
+def image_items(values: pd.Series, col: str, base: Path | None) -> list:
+    """Resolve the paths of an image column; report every missing file at once."""
+    items, missing = [], []
+    for i, item in enumerate(values):
+        if isinstance(item, (str, os.PathLike)):
+            path = Path(item).expanduser()
+            if not path.is_absolute():
+                near = base is not None and (base / path).is_file()
+                path = (base if near else Path.cwd()) / path
+            if not path.is_file():
+                missing.append((i, str(item)))
+            items.append(str(path))
+        elif item is None or (isinstance(item, float) and np.isnan(item)):
+            missing.append((i, "<empty>"))
+        else:
+            items.append(item)
+    if missing:
+        shown = ", ".join(f"row {i}: {p!r}" for i, p in missing[:3])
+        where = f"{str(base)!r} (the data file's folder), then in " if base else ""
+        raise FileNotFoundError(
+            f"image column {col!r}: got {len(missing)} of {len(values)} paths that "
+            f"do not exist ({shown}{', ...' if len(missing) > 3 else ''}). Expected "
+            f"image files; relative paths are looked up in {where}the working "
+            f"directory {str(Path.cwd())!r}. Fix the paths or drop those rows."
+        )
+    return items
