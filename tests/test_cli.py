@@ -130,7 +130,7 @@ def test_embed_resumes_after_an_interruption(
     monkeypatch.setattr(EmbeddingCache, "put_many", put_many)
     monkeypatch.setattr(embedding, "_FORWARD_ROWS", 0)
     assert main(argv) == 0
-    assert "resuming from" in capsys.readouterr().err
+    assert "(8 rows already embedded)" in capsys.readouterr().err
     distinct = text_frame()["review"].nunique()
     assert embedding._FORWARD_ROWS == distinct - 8  # only what was missing
     assert len(pd.read_parquet(out)) == 24 and not kept.exists()

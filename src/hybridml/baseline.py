@@ -8,8 +8,8 @@ Each backbone embeds each row once, up front. A frozen pretrained backbone maps
 a row to a vector that depends on that row alone: nothing is learned from the
 labels or from other rows. Embedding the whole column once before splitting
 therefore computes exactly the features a per-fold ``Pipeline`` would, with no
-leakage from test folds, at 1/n_folds/n_heads of the cost, and every head sees
-bit-identical features. Everything that *is* fitted (scalers, TF-IDF
+leakage from test folds, for a fraction of the cost (such a pipeline embeds
+every row once per fold and head), and every head sees bit-identical features. Everything that *is* fitted (scalers, TF-IDF
 vocabularies, imputers, heads, the stack) stays inside the cross-validation
 folds. An :class:`~hybridml.EmbeddingCache` (``cache=``) adds persistence
 across runs: a rerun, or a run resumed after an interruption, embeds only the

@@ -152,9 +152,13 @@ def _embed(args: argparse.Namespace) -> int:
         from .cache import EmbeddingCache
 
         path = output.with_name(output.name + ".cache.sqlite")
-        if path.exists():
-            print(f"resuming from {path}", file=sys.stderr)
+        found = path.exists()
         cache = EmbeddingCache(path)
+        if found:
+            print(
+                f"resuming from {path} ({len(cache)} rows already embedded)",
+                file=sys.stderr,
+            )
     start = time.perf_counter()
     frame = embed_frame(
         args.data,
