@@ -9,11 +9,12 @@ a row to a vector that depends on that row alone: nothing is learned from the
 labels or from other rows. Embedding the whole column once before splitting
 therefore computes exactly the features a per-fold ``Pipeline`` would, with no
 leakage from test folds, for a fraction of the cost (such a pipeline embeds
-every row once per fold and head), and every head sees bit-identical features. Everything that *is* fitted (scalers, TF-IDF
-vocabularies, imputers, heads, the stack) stays inside the cross-validation
-folds. An :class:`~hybridml.EmbeddingCache` (``cache=``) adds persistence
-across runs: a rerun, or a run resumed after an interruption, embeds only the
-rows it has not seen.
+every row once per fold and head), and every head sees bit-identical features.
+Everything that *is* fitted (scalers, TF-IDF vocabularies, imputers, heads, the
+stack) stays inside the cross-validation folds. An
+:class:`~hybridml.EmbeddingCache` (``cache=``) adds persistence across runs: a
+rerun, or a run resumed after an interruption, embeds only the rows it has not
+seen.
 """
 
 from __future__ import annotations
@@ -358,9 +359,17 @@ def embed_frame(
 
     Examples
     --------
+    A tiny Keras model stands in for a pretrained image backbone here
+    (``hybridml embed`` calls this with a preset name or folder):
+
+    >>> import keras, numpy as np, pandas as pd
     >>> from hybridml.baseline import embed_frame
-    >>> embed_frame  # doctest: +ELLIPSIS
-    <function embed_frame at ...>
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    >>> frame = pd.DataFrame({"img": [np.zeros((8, 8, 3), "uint8")] * 2,
+    ...                       "label": ["a", "b"]})
+    >>> embed_frame(frame, image="img", backbone=model).columns.tolist()
+    ['label', 'img_emb0', 'img_emb1', 'img_emb2']
     """
     frame, base = _checks.read_data(data)
     text = _checks.check_columns(frame, text, "text")
