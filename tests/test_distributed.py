@@ -32,8 +32,12 @@ N_ROWS = 256  # 8 blocks / 4 partitions of 32 / 64 rows: few shapes to compile
 TOL = {"rtol": 1e-5, "atol": 1e-6}  # batch composition moves results by ~1e-7
 OFFLINE = {"HF_HUB_OFFLINE": "1", "KAGGLEHUB_CACHE": "/nonexistent"}
 
-# Ray Data warns about its own deprecated context fields whenever it copies one.
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+# Ray Data warns about its own deprecated context fields whenever it copies one;
+# JAX warns at any fork, and ray.init starts its processes by fork+exec (safe).
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*"),
+    pytest.mark.filterwarnings("ignore:os.fork:RuntimeWarning"),
+]
 
 
 def _require(name: str, extra: str):

@@ -178,7 +178,10 @@ def embed_ray_dataset(
     blob = _pickle_estimator(transformer)
     if check_resources:
         if not ray.is_initialized():
-            ray.init()
+            with warnings.catch_warnings():
+                # JAX warns at any fork; Ray's are fork+exec (subprocess): safe
+                warnings.filterwarnings("ignore", "os.fork", RuntimeWarning)
+                ray.init()
         _check_cluster(
             ray.cluster_resources(),
             num_workers,
