@@ -193,6 +193,9 @@ def test_ray_rejects_what_it_cannot_run(ray_session, text_preset, texts):
     ds = _ray_rows(ray_session, texts[:8], blocks=1)
     with pytest.raises(TypeError, match=r"ds: got DataFrame. Expected a ray.data"):
         embed_ray_dataset(pd.DataFrame({"text": texts}), "x", column="text")
+    context = ray_session.data.DataContext.get_current()  # from ray, not a Dataset
+    with pytest.raises(TypeError, match=r"ds: got DataContext. Expected a ray.data"):
+        embed_ray_dataset(context, KerasEmbeddingTransformer(), column="text")
     with pytest.raises(TypeError, match=r"transformer: got str"):
         embed_ray_dataset(ds, "all_minilm_l6_v2_en", column="text")
     with pytest.raises(ValueError, match=r"unfitted Pipeline.*Call fit first"):
