@@ -321,7 +321,7 @@ class _KerasBase(BaseEstimator):
 
     def _fit_kwargs(self, keras, fit_kwargs, partial) -> dict[str, Any]:
         """Merge ``model.fit`` arguments: parameters, then fit__*, then the call's."""
-        routed = _routing.routed(self.get_params(deep=False), "fit")
+        routed = _routing.routed(self._kwargs, "fit")
         # sample and class weights go through the estimator's own arguments
         accepted = _routing.signature_names(keras.Model.fit) - {
             "self",
@@ -347,7 +347,7 @@ class _KerasBase(BaseEstimator):
 
     def _make_callbacks(self, keras, extra) -> list:
         """Fresh callback objects: classes instantiated, instances copied."""
-        params = _routing.routed(self.get_params(deep=False), "callbacks")
+        params = _routing.routed(self._kwargs, "callbacks")
         specs = self.callbacks if self.callbacks is not None else []
         if not isinstance(specs, (list, tuple, Mapping)):
             specs = [specs]
@@ -361,7 +361,7 @@ class _KerasBase(BaseEstimator):
         params = self.get_params(deep=False)
         optimizer = _routing.instantiate(
             self.optimizer,
-            _routing.routed(params, "optimizer"),
+            _routing.routed(self._kwargs, "optimizer"),
             module=keras.optimizers,
             route="optimizer",
             fresh=True,
@@ -371,14 +371,14 @@ class _KerasBase(BaseEstimator):
         if metrics is None or isinstance(metrics, (list, tuple)):
             metrics = _routing.instantiate_each(
                 metrics or [],
-                _routing.routed(params, "metrics"),
+                _routing.routed(self._kwargs, "metrics"),
                 module=keras.metrics,
                 route="metrics",
                 fresh=True,
             )
         if self.metrics is not None:
             compile_kwargs["metrics"] = metrics
-        extra = _routing.routed(params, "compile")
+        extra = _routing.routed(self._kwargs, "compile")
         accepted = _routing.signature_names(keras.Model.compile) - {"self"}
         _routing.check_names(extra, accepted, "keras.Model.compile", prefix="compile__")
         compile_kwargs.update(extra)
@@ -422,7 +422,7 @@ class _KerasBase(BaseEstimator):
         return model
 
     def _loss(self, keras, spec):
-        routed = _routing.routed(self.get_params(deep=False), "loss")
+        routed = _routing.routed(self._kwargs, "loss")
         return _routing.instantiate(
             spec, routed, module=keras.losses, route="loss", fresh=False
         )
@@ -431,7 +431,7 @@ class _KerasBase(BaseEstimator):
         """Call the build callable with its routed and bare keyword arguments."""
         params = self.get_params(deep=False)
         bare = {k: v for k, v in self._kwargs.items() if not _routing.route_of(k)}
-        routed = _routing.routed(params, "model")
+        routed = _routing.routed(self._kwargs, "model")
         accepted = _routing.signature_names(build)
         name = getattr(build, "__name__", type(build).__name__)
         where = f"the model callable {name}()"
@@ -461,7 +461,7 @@ class _KerasBase(BaseEstimator):
                 "are not used. Compile inside the callable with its "
                 "compile_kwargs argument, or return the model uncompiled.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,  # the caller of fit()
             )
 
     def _split(self, X, codes, sample_weight, fit_kwargs, seed):
@@ -526,11 +526,11 @@ class _KerasBase(BaseEstimator):
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, allow_nd=True, dtype=_X_DTYPES)
         keras = import_keras()
-        routed = _routing.routed(self.get_params(deep=False), "predict")
-        accepted = _routing.signature_names(keras.Model.predict) - {"self", "x"}
-        _routing.check_names(
-            routed, accepted, "keras.Model.predict", prefix="predict__"
-        )
+        routed = _routing.routed(self._kwargs, "predict")
+        if routed:
+            accepted = _routing.signature_names(keras.Model.predict) - {"self", "x"}
+            where = "keras.Model.predict"
+            _routing.check_names(routed, accepted, where, prefix="predict__")
         kwargs = {"batch_size": self.batch_size or 32, "verbose": 0, **routed}
         if len(X) <= kwargs["batch_size"] and set(kwargs) == {"batch_size", "verbose"}:
             # One batch: calling the model skips predict()'s per-call set-up
