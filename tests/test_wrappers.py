@@ -507,6 +507,20 @@ def test_one_batch_and_batched_predictions_agree():
     np.testing.assert_allclose(direct, batched, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="a TensorFlow log message")
+def test_tensorflow_retracing_warnings_are_hidden(caplog):
+    # Every fit traces new functions; TF warns after 5 in a row (a grid search).
+    import logging
+
+    logger = logging.getLogger("tensorflow")
+    filters = list(logger.filters)
+    with caplog.at_level(logging.WARNING, logger="tensorflow"):
+        for _ in range(7):  # traced (not eager) training and prediction
+            KerasClassifier(mlp).fit(X, Y_BIN).predict(X)  # 40 rows: predict()
+    assert not [r for r in caplog.records if "retracing" in r.getMessage()]
+    assert logger.filters == filters
+
+
 def test_fit_leaves_parameters_and_callbacks_untouched():
     callback = keras.callbacks.EarlyStopping(monitor="loss")
     metrics = ["accuracy"]

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import logging
 import numbers
 import random
 import sys
@@ -228,7 +229,7 @@ class _KerasBase(BaseEstimator):
         callbacks = self._make_callbacks(keras, fit_kwargs.pop("callbacks", None))
         epochs_done = len(next(iter(self.history_.values()), [])) if reuse else 0
         seed = self._seed(epochs_done)
-        with _seeded(seed):
+        with _seeded(seed), _quiet_retracing():
             if reuse:
                 model = self.model_
             else:
@@ -538,7 +539,8 @@ class _KerasBase(BaseEstimator):
             if X.dtype != keras.config.floatx():
                 X = X.astype(keras.config.floatx())
             return keras.ops.convert_to_numpy(self.model_(X, training=False))
-        return np.asarray(self.model_.predict(X, **kwargs))
+        with _quiet_retracing():
+            return np.asarray(self.model_.predict(X, **kwargs))
 
     # -- pickling: the fitted model travels as Keras' own .keras bytes -------
 
@@ -1220,6 +1222,27 @@ def _seeded(seed: int | None) -> Iterator[None]:
             torch.random.set_rng_state(torch_state)
         if tf is not None:
             tf.random.set_seed(tf_seed)
+
+
+class _RetracingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_retracing() -> Iterator[None]:
+    """Hide TensorFlow's "retracing" warning while we fit or predict.
+
+    Every fit builds a new model with new traced functions, so a grid search
+    retraces by design; TensorFlow's advice to avoid it does not apply.
+    """
+    logger = logging.getLogger("tensorflow")
+    quiet = _RetracingFilter()
+    logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        logger.removeFilter(quiet)
 
 
 def _tf_global_seed(tf) -> int | None:
