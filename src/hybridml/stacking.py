@@ -20,22 +20,17 @@ from sklearn.base import clone, is_classifier
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
     StackingClassifier,
     StackingRegressor,
 )
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.model_selection import check_cv, cross_val_predict
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR
+from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 
+from . import _features
 from ._imports import optional_import
 from .cache import EmbeddingCache
 from .embedding import KerasEmbeddingTransformer
@@ -75,7 +70,7 @@ def make_embedding_pipeline(
         ``CalibratedClassifierCV(SVC(), ensemble=False)``, the scikit-learn 1.9
         replacement for ``probability=True``; SVR for regression), ``"rf"``
         (random forest), ``"xgb"`` (XGBoost, needs the ``xgboost`` extra),
-        ``"knn"`` (5 nearest neighbours), ``"hgb"`` (histogram gradient
+        ``"knn"`` (10 nearest neighbours), ``"hgb"`` (histogram gradient
         boosting) or ``"keras"`` (:class:`~hybridml.KerasClassifier` or
         :class:`~hybridml.KerasRegressor`: one hidden layer of 64, Adam, 30
         epochs).
@@ -399,29 +394,13 @@ def _make_model(spec: Any, task: str, random_state: int | None, what: str) -> An
         return spec
     name = spec.lower()
     classify = task == "classification"
-    rs = random_state
-    if name == "logreg":
-        return (
-            LogisticRegression(max_iter=1000, random_state=rs) if classify else Ridge()
-        )
-    if name == "svc":
-        return CalibratedClassifierCV(SVC(), ensemble=False) if classify else SVR()
-    if name == "rf":
-        cls = RandomForestClassifier if classify else RandomForestRegressor
-        return cls(n_estimators=200, random_state=rs)
-    if name == "knn":
-        return KNeighborsClassifier() if classify else KNeighborsRegressor()
+    if name == "svc" and classify:
+        # probabilities the scikit-learn 1.9 way: calibration, not probability=True
+        return CalibratedClassifierCV(SVC(), ensemble=False)
+    if name in _features.HEADS:
+        return _features.make_head(name, task, random_state)
     if name == "hgb":
-        cls = (
-            HistGradientBoostingClassifier
-            if classify
-            else HistGradientBoostingRegressor
-        )
-        return cls(random_state=rs)
-    if name == "xgb":
-        xgboost = optional_import("xgboost", extra="xgboost")
-        cls = xgboost.XGBClassifier if classify else xgboost.XGBRegressor
-        return cls(n_estimators=200, random_state=rs, n_jobs=1)
+        return _features.make_hgb(task, random_state)
     if name == "keras":
         from .wrappers import KerasClassifier, KerasRegressor
 
@@ -429,7 +408,7 @@ def _make_model(spec: Any, task: str, random_state: int | None, what: str) -> An
         return cls(
             optimizer="adam",
             epochs=30,
-            random_state=rs,
+            random_state=random_state,
             model__hidden_layer_sizes=(64,),
         )
     close = difflib.get_close_matches(name, HEADS, n=1)
