@@ -26,8 +26,10 @@ from typing import Any
 
 import numpy as np
 
+from ._forward import compile_forward, pad_rows
 from ._imports import optional_import, quiet_import
 from ._offline import INSTALL_HINT, offline_names, offline_preset
+from ._tokenizers import HFTokenizer, KerasHubTokenizer
 
 __all__ = ["Embedder", "clear_registry", "get_embedder"]
 
@@ -249,7 +251,7 @@ def _from_model(model: Any, source: str) -> Embedder:
             recipe = (model.pooling_mode, getattr(model, "normalize", False))
         model = model.backbone
         if pre is not None and getattr(pre, "tokenizer", None) is not None:
-            tokenizer = _KerasHubTokenizer(pre)
+            tokenizer = KerasHubTokenizer(pre)
             seq_len = getattr(pre, "sequence_length", None)
         converter = getattr(pre, "image_converter", None)
     modality = _modality(model)
@@ -306,13 +308,13 @@ def _text_tokenizer(loc: str, folder: Path | None):
     if hf_file is not None:
         tokenizers = optional_import("tokenizers", extra="minilm")
         tok = tokenizers.Tokenizer.from_file(str(hf_file))
-        return _HFTokenizer(tok, hf_file.read_bytes()), _hf_max_length(folder)
+        return HFTokenizer(tok, hf_file.read_bytes()), _hf_max_length(folder)
     keras_hub = quiet_import("keras_hub")
     try:
         pre = keras_hub.models.TextEmbedderPreprocessor.from_preset(loc)
     except ValueError:
         pre = keras_hub.models.TextClassifierPreprocessor.from_preset(loc)
-    return _KerasHubTokenizer(pre), pre.sequence_length
+    return KerasHubTokenizer(pre), pre.sequence_length
 
 
 def _hf_max_length(folder: Path) -> int | None:
@@ -374,50 +376,6 @@ def _hf_image_converter(folder: Path):
         scale=[rescale / s for s in std],
         offset=[-m / s for m, s in zip(mean, std, strict=True)],
     )
-
-
-# --------------------------------------------------------------------------
-# Tokenizers: texts -> list of int32 token-id arrays (specials added, truncated)
-
-
-class _HFTokenizer:
-    def __init__(self, tok: Any, raw: bytes) -> None:
-        self._tok = tok
-        self._lock = threading.Lock()
-        self.digest = hashlib.sha256(raw).hexdigest()
-        self.pad_id = 0
-
-    def __call__(self, texts: list[str], sequence_length: int) -> list[np.ndarray]:
-        with self._lock:
-            self._tok.no_padding()
-            self._tok.enable_truncation(max_length=sequence_length)
-            encodings = self._tok.encode_batch(texts)
-        return [np.asarray(e.ids, dtype=np.int32) for e in encodings]
-
-
-class _KerasHubTokenizer:
-    def __init__(self, preprocessor: Any) -> None:
-        self._pre = preprocessor
-        self._lock = threading.Lock()
-        tokenizer = preprocessor.tokenizer
-        self.pad_id = int(getattr(tokenizer, "pad_token_id", 0) or 0)
-        h = hashlib.sha256(
-            json.dumps(tokenizer.get_config(), sort_keys=True, default=str).encode()
-        )
-        h.update("\n".join(tokenizer.get_vocabulary()).encode("utf-8"))
-        self.digest = h.hexdigest()
-
-    def __call__(self, texts: list[str], sequence_length: int) -> list[np.ndarray]:
-        keras = quiet_import("keras")
-        out: list[np.ndarray] = []
-        with self._lock:
-            self._pre.sequence_length = sequence_length
-            for start in range(0, len(texts), 1024):
-                feats = self._pre(texts[start : start + 1024])
-                ids = keras.ops.convert_to_numpy(feats["token_ids"]).astype(np.int32)
-                lengths = keras.ops.convert_to_numpy(feats["padding_mask"]).sum(1)
-                out.extend(row[:n] for row, n in zip(ids, lengths, strict=True))
-        return out
 
 
 # --------------------------------------------------------------------------
@@ -601,7 +559,7 @@ class Embedder:
         if keras.backend.backend() == "jax":
             # jax.jit compiles once per shape: round the batch up to a power of
             # two (repeating row 0) so a partial batch adds few new shapes.
-            inputs = _pad_rows(keras, inputs, n, 1 << (n - 1).bit_length())
+            inputs = pad_rows(keras, inputs, n, 1 << (n - 1).bit_length())
         out = keras.ops.convert_to_numpy(fn(inputs))[:n]
         return np.asarray(out, dtype=np.float32)
 
@@ -609,100 +567,6 @@ class Embedder:
         key = (pooling, normalize)
         fn = self._forwards.get(key)
         if fn is None:
-            fn = _compile(self, pooling, normalize)
+            fn = compile_forward(self, pooling, normalize)
             self._forwards[key] = fn
         return fn
-
-
-def _pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
-    if target == n:
-        return inputs
-    if isinstance(inputs, dict):
-        return {k: _pad_rows(keras, v, n, target) for k, v in inputs.items()}
-    reps = keras.ops.repeat(inputs[:1], target - n, axis=0)
-    return keras.ops.concatenate([inputs, reps], axis=0)
-
-
-def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
-    ops = keras.ops
-    out = ops.cast(out, "float32")
-    if pooling == "none":
-        pooled = out
-    elif len(out.shape) == 4:
-        pooled = (
-            ops.max(out, axis=(1, 2))
-            if pooling == "max"
-            else ops.mean(out, axis=(1, 2))
-        )
-    elif pooling == "cls":
-        pooled = out[:, 0, :]
-    elif mask is None:
-        pooled = ops.mean(out, axis=1) if pooling == "mean" else ops.max(out, axis=1)
-    else:
-        m = ops.cast(ops.expand_dims(mask, -1), "float32")
-        if pooling == "mean":
-            pooled = ops.sum(out * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1e-9)
-        elif pooling == "max":
-            pooled = ops.max(ops.where(m > 0, out, -3.0e38), axis=1)
-        else:  # last non-padding token (right padding)
-            last = ops.cast(ops.sum(mask, axis=1) - 1, "int32")
-            onehot = ops.one_hot(last, ops.shape(out)[1], dtype="float32")
-            pooled = ops.sum(out * ops.expand_dims(onehot, -1), axis=1)
-    if normalize:
-        norm = ops.sqrt(
-            ops.maximum(ops.sum(pooled * pooled, axis=-1, keepdims=True), 1e-24)
-        )
-        pooled = pooled / norm
-    return pooled
-
-
-def _compile(embedder: Embedder, pooling: str, normalize: bool) -> Callable:
-    """Build a forward function compiled once per backend, reused across calls."""
-    keras = quiet_import("keras")
-    model = embedder.model
-    key = embedder.output_key
-    backend = keras.backend.backend()
-
-    def head(out, inputs):
-        if key is not None:
-            out = out[key]
-        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
-        return _pool(keras, out, mask, pooling, normalize)
-
-    if backend == "jax":
-        import jax
-
-        def pure(trainable, non_trainable, inputs):
-            out, _ = model.stateless_call(
-                trainable, non_trainable, inputs, training=False
-            )
-            return head(out, inputs)
-
-        jitted = jax.jit(pure)
-
-        def run(inputs):
-            # Read variables at call time: keras' predict() may replace buffers.
-            return jitted(
-                [v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables],
-                inputs,
-            )
-
-        return run
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        @tf.function(reduce_retracing=True)
-        def run_tf(inputs):
-            return head(model(inputs, training=False), inputs)
-
-        return run_tf
-    if backend == "torch":
-        import torch
-
-        def run_torch(inputs):
-            with torch.inference_mode():
-                return head(model(inputs, training=False), inputs)
-
-        return run_torch
-    return lambda inputs: head(model(inputs, training=False), inputs)

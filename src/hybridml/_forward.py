@@ -1,0 +1,102 @@
+"""Forward passes: pooling heads and per-backend compiled functions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ._imports import quiet_import
+
+
+def pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
+    if target == n:
+        return inputs
+    if isinstance(inputs, dict):
+        return {k: pad_rows(keras, v, n, target) for k, v in inputs.items()}
+    reps = keras.ops.repeat(inputs[:1], target - n, axis=0)
+    return keras.ops.concatenate([inputs, reps], axis=0)
+
+
+def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
+    ops = keras.ops
+    out = ops.cast(out, "float32")
+    if pooling == "none":
+        pooled = out
+    elif len(out.shape) == 4:
+        pooled = (
+            ops.max(out, axis=(1, 2))
+            if pooling == "max"
+            else ops.mean(out, axis=(1, 2))
+        )
+    elif pooling == "cls":
+        pooled = out[:, 0, :]
+    elif mask is None:
+        pooled = ops.mean(out, axis=1) if pooling == "mean" else ops.max(out, axis=1)
+    else:
+        m = ops.cast(ops.expand_dims(mask, -1), "float32")
+        if pooling == "mean":
+            pooled = ops.sum(out * m, axis=1) / ops.maximum(ops.sum(m, axis=1), 1e-9)
+        elif pooling == "max":
+            pooled = ops.max(ops.where(m > 0, out, -3.0e38), axis=1)
+        else:  # last non-padding token (right padding)
+            last = ops.cast(ops.sum(mask, axis=1) - 1, "int32")
+            onehot = ops.one_hot(last, ops.shape(out)[1], dtype="float32")
+            pooled = ops.sum(out * ops.expand_dims(onehot, -1), axis=1)
+    if normalize:
+        norm = ops.sqrt(
+            ops.maximum(ops.sum(pooled * pooled, axis=-1, keepdims=True), 1e-24)
+        )
+        pooled = pooled / norm
+    return pooled
+
+
+def compile_forward(embedder: Any, pooling: str, normalize: bool) -> Callable:
+    """Build a forward function compiled once per backend, reused across calls."""
+    keras = quiet_import("keras")
+    model = embedder.model
+    key = embedder.output_key
+    backend = keras.backend.backend()
+
+    def head(out, inputs):
+        if key is not None:
+            out = out[key]
+        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+        return _pool(keras, out, mask, pooling, normalize)
+
+    if backend == "jax":
+        import jax
+
+        def pure(trainable, non_trainable, inputs):
+            out, _ = model.stateless_call(
+                trainable, non_trainable, inputs, training=False
+            )
+            return head(out, inputs)
+
+        jitted = jax.jit(pure)
+
+        def run(inputs):
+            # Read variables at call time: keras' predict() may replace buffers.
+            return jitted(
+                [v.value for v in model.trainable_variables],
+                [v.value for v in model.non_trainable_variables],
+                inputs,
+            )
+
+        return run
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        @tf.function(reduce_retracing=True)
+        def run_tf(inputs):
+            return head(model(inputs, training=False), inputs)
+
+        return run_tf
+    if backend == "torch":
+        import torch
+
+        def run_torch(inputs):
+            with torch.inference_mode():
+                return head(model(inputs, training=False), inputs)
+
+        return run_torch
+    return lambda inputs: head(model(inputs, training=False), inputs)
