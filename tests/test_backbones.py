@@ -175,3 +175,12 @@ def test_models_of_unsupported_shape_are_refused():
     flat = KerasEmbeddingTransformer(numeric_model(), pooling="mean")
     with pytest.raises(ValueError, match="output has rank 2"):
         flat.fit(np.ones((2, 3)))
+
+
+def test_offline_name_without_its_package_falls_back_to_keras_hub(monkeypatch):
+    from hybridml import backbones
+
+    monkeypatch.setattr(backbones, "offline_preset", lambda name: None)
+    assert backbones.resolve_location("efficientnet_lite0") == (
+        "efficientnet_lite0_ra_imagenet"
+    )

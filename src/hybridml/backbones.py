@@ -28,7 +28,7 @@ import numpy as np
 
 from ._forward import compile_forward, pad_rows
 from ._imports import optional_import, quiet_import
-from ._offline import INSTALL_HINT, offline_names, offline_preset
+from ._offline import INSTALL_HINT, fallback_preset, offline_names, offline_preset
 from ._tokenizers import HFTokenizer, KerasHubTokenizer
 
 __all__ = ["Embedder", "clear_registry", "get_embedder"]
@@ -101,6 +101,9 @@ def resolve_location(name: str) -> str | Path:
     local = offline_preset(name)
     if local is not None:
         return Path(local).resolve()
+    fallback = fallback_preset(name)  # keras-hub's own copy; downloads on first use
+    if fallback is not None:
+        return fallback
     path = Path(name).expanduser()
     if path.is_dir():
         _check_preset_dir(path)
