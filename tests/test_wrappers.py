@@ -333,8 +333,8 @@ def test_routed_arguments_need_a_class_or_name_not_an_instance():
 def test_callable_receives_meta_and_compile_kwargs():
     seen = {}
 
-    def build(meta, compile_kwargs):
-        seen.update(meta=meta, compile_kwargs=compile_kwargs)
+    def build(meta, compile_kwargs, params):
+        seen.update(meta=meta, compile_kwargs=compile_kwargs, params=params)
         model = mlp(meta)
         model.compile(**compile_kwargs)
         return model
@@ -353,6 +353,7 @@ def test_callable_receives_meta_and_compile_kwargs():
     assert isinstance(optimizer, keras.optimizers.Adam)
     assert np.isclose(keras.ops.convert_to_numpy(optimizer.learning_rate), 0.5)
     assert seen["compile_kwargs"]["loss"] == "sparse_categorical_crossentropy"
+    assert seen["params"]["optimizer__learning_rate"] == 0.5  # SciKeras' params
 
 
 # -- targets ---------------------------------------------------------------------------
@@ -844,7 +845,6 @@ def test_bad_input_messages():
         ({"batch_size": 0}, ValueError, "batch_size: got 0"),
         ({"validation_split": 1.0}, ValueError, "validation_split: got 1.0"),
         ({"early_stopping": 0}, ValueError, "early_stopping: got 0"),
-        ({"model__hidden": 0, "loss": "mse"}, ValueError, "units"),
     ],
 )
 def test_bad_parameters_fail_early(params, error, match):
