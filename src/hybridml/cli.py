@@ -85,12 +85,7 @@ def _baseline(args: argparse.Namespace) -> int:
         metric=args.metric,
         task=args.task,
         stack=args.stack,
-        cache=args.cache,
-        limit=args.limit,
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-        verbose=0 if args.quiet else 1,
-        progress=not args.quiet,
+        **_run_options(args),
     )
     return _report(board, args.output)
 
@@ -114,14 +109,21 @@ def _demo(args: argparse.Namespace) -> int:
         backbones=args.backbone or None,
         heads=args.heads,
         cv=args.cv,
-        cache=args.cache,
-        limit=args.limit,
-        random_state=args.seed,
-        n_jobs=args.n_jobs,
-        verbose=0 if args.quiet else 1,
-        progress=not args.quiet,
+        **_run_options(args),
     )
     return _report(board, args.output)
+
+
+def _run_options(args: argparse.Namespace) -> dict:
+    """Return the run_baseline options that ``baseline`` and ``demo`` share."""
+    return {
+        "cache": args.cache,
+        "limit": args.limit,
+        "random_state": args.seed,
+        "n_jobs": args.n_jobs,
+        "verbose": 0 if args.quiet else 1,
+        "progress": not args.quiet,
+    }
 
 
 def _report(board, output: str) -> int:
