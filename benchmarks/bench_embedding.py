@@ -35,14 +35,14 @@ import time
 
 import numpy as np
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import KerasEmbeddingTransformer  # noqa: E402
 from hybridml._imports import quiet_import  # noqa: E402
-from hybridml._offline import minilm_dir, offline_preset  # noqa: E402
 from hybridml.datasets import load_rotten_tomatoes  # noqa: E402
+from hybridml.embed.offline import minilm_dir, offline_preset  # noqa: E402
 
 ST_SNIPPET = r"""
 import json, sys, time

@@ -26,9 +26,9 @@ import time
 
 import numpy as np
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 BACKBONE = "efficientnet_lite0"
 WARMUP = 32
@@ -66,7 +66,7 @@ def worker_naive(n: int, batch_size: int) -> dict:
     from PIL import Image
 
     from hybridml._imports import quiet_import
-    from hybridml._offline import offline_preset
+    from hybridml.embed.offline import offline_preset
 
     keras = quiet_import("keras")
     keras_hub = quiet_import("keras_hub")
@@ -120,7 +120,7 @@ def main() -> None:
     sizes = args.sizes or ([50, 200] if fast else [250, 1000])
     if max(sizes) > 2000 - WARMUP:
         parser.error(f"--sizes: at most {2000 - WARMUP} images are shipped")
-    from hybridml._offline import offline_preset
+    from hybridml.embed.offline import offline_preset
 
     if offline_preset(BACKBONE) is None:
         sys.exit(

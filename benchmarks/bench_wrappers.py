@@ -18,8 +18,9 @@ import time
 
 import numpy as np
 
+import hybridml
 from hybridml import KerasClassifier
-from hybridml._imports import import_keras, quiet_runtime
+from hybridml._imports import import_keras
 
 LOSS = "sparse_categorical_crossentropy"
 
@@ -49,7 +50,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.epochs, args.repeats = 2_000, 1, 1
-    quiet_runtime()
+    hybridml.quiet()
     keras = import_keras()
 
     rng = np.random.RandomState(0)

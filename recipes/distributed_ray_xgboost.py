@@ -28,9 +28,9 @@ import numpy as np
 from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GroupShuffleSplit
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import KerasEmbeddingTransformer  # noqa: E402
 from hybridml.datasets import load_rotten_tomatoes  # noqa: E402

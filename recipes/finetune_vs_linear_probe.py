@@ -27,12 +27,13 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
+import hybridml
 from hybridml import KerasClassifier, KerasEmbeddingTransformer
-from hybridml._imports import quiet_import, quiet_runtime
-from hybridml.backbones import resolve_location
+from hybridml._imports import quiet_import
 from hybridml.datasets import load_fashion_mnist
+from hybridml.embed.backbones import resolve_location
 
-quiet_runtime()
+hybridml.quiet()
 keras = quiet_import("keras")  # without TensorFlow's start-up chatter
 keras_hub = quiet_import("keras_hub")
 

@@ -27,9 +27,9 @@ from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import KerasClassifier  # noqa: E402
 

@@ -25,9 +25,9 @@ from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import LabelEncoder, StandardScaler
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import EmbeddingCache, make_embedding_pipeline  # noqa: E402
 from hybridml.datasets import load_fashion_mnist  # noqa: E402

@@ -29,14 +29,13 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
-import hybridml.embedding  # noqa: E402
 from hybridml import EmbeddingCache, make_hybrid_stack  # noqa: E402
+from hybridml.compose import out_of_fold_predictions  # noqa: E402
 from hybridml.datasets import load_rotten_tomatoes  # noqa: E402
-from hybridml.stacking import out_of_fold_predictions  # noqa: E402
 
 BACKBONE = "all_minilm_l6_v2_en"
 HEADS = ["logreg", "svc", "knn"]
@@ -79,7 +78,7 @@ def main() -> dict[str, float]:
         ),
     }  # fmt: skip
     print(f"Rotten Tomatoes: {len(y)} snippets, {folds}-fold stratified CV, {BACKBONE}")
-    hybridml.embedding._FORWARD_ROWS = 0
+    start_rows = hybridml.forward_rows()
     results = {}
     start = time.perf_counter()
     for name, model in models.items():
@@ -87,7 +86,7 @@ def main() -> dict[str, float]:
         results[name] = float(scores.mean())
         print(f"  {name:<22} accuracy {scores.mean():.3f} +/- {scores.std():.3f}")
     seconds = time.perf_counter() - start
-    embedded = hybridml.embedding._FORWARD_ROWS
+    embedded = hybridml.forward_rows() - start_rows
     print(
         f"{seconds:.0f} s; {embedded} texts embedded for {len(set(X['text']))} "
         f"distinct snippets (cache: {cache.hits} hits, {cache.misses} misses)"

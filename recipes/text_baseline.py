@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import os
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import run_baseline  # noqa: E402
 from hybridml.baseline import format_leaderboard, write_report  # noqa: E402

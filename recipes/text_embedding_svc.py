@@ -22,9 +22,9 @@ from sklearn.model_selection import GroupShuffleSplit
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC, LinearSVC
 
-from hybridml._imports import quiet_runtime
+import hybridml
 
-quiet_runtime()
+hybridml.quiet()
 
 from hybridml import KerasEmbeddingTransformer  # noqa: E402
 from hybridml.datasets import load_rotten_tomatoes  # noqa: E402

@@ -82,7 +82,7 @@ def main(path: str, n: int, batch: int, delay: float) -> None:
 def embed_texts(path: str, preset: str, n: int, batch: int, delay: float) -> None:
     """Embed ``n`` texts with the transformer, a slow backbone, and the cache."""
     from hybridml import KerasEmbeddingTransformer
-    from hybridml.backbones import Embedder
+    from hybridml.embed.backbones import Embedder
 
     forward = Embedder.forward
 

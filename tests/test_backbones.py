@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 from _embedding_helpers import numeric_model
 
-import hybridml.backbones as backbones
+import hybridml.embed.backbones as backbones
 from hybridml import KerasEmbeddingTransformer
 from hybridml._imports import quiet_import
-from hybridml.backbones import get_embedder, resolve_location
+from hybridml.embed.backbones import get_embedder, resolve_location
 
 
 def test_unknown_preset_suggests_close_names():
@@ -178,7 +178,7 @@ def test_models_of_unsupported_shape_are_refused():
 
 
 def test_offline_name_without_its_package_falls_back_to_keras_hub(monkeypatch):
-    from hybridml import backbones
+    from hybridml.embed import backbones
 
     monkeypatch.setattr(backbones, "offline_preset", lambda name: None)
     assert backbones.resolve_location("efficientnet_lite0") == (

@@ -97,7 +97,7 @@ def test_images_get_pixel_and_hog_baselines(tmp_path):
 
 
 def test_hog_responds_to_edge_orientation():
-    from hybridml._features import hog
+    from hybridml.baseline.features import hog
 
     vertical_edge = np.zeros((1, 64, 64))
     vertical_edge[:, :, 32:] = 1.0  # gradient along x: orientation 0 degrees
@@ -154,7 +154,7 @@ def test_limit_takes_a_stratified_seeded_subset():
     )
     a = run_baseline(df, **kw)
     assert a.attrs["n_rows"] == 30
-    from hybridml._checks import subsample as _subsample
+    from hybridml.baseline.table import subsample as _subsample
 
     sub = _subsample(df, "label", 30, "classification", 0)
     assert sub["label"].value_counts().to_dict() == {"pos": 20, "neg": 10}
@@ -382,7 +382,7 @@ def test_embed_frame_needs_one_modality(tmp_path):
 
 
 def test_make_head_rejects_unknown_names():
-    from hybridml._features import make_head
+    from hybridml.baseline.features import make_head
 
     with pytest.raises(ValueError, match="head: got 'nope'"):
         make_head("nope", "classification", 0)

@@ -358,9 +358,9 @@ def test_coerce_rejects_other_types():
 def test_an_interrupted_transform_keeps_finished_batches(
     text_preset, tmp_path, monkeypatch
 ):
-    import hybridml.embedding
+    import hybridml
     from hybridml import KerasEmbeddingTransformer
-    from hybridml.backbones import Embedder
+    from hybridml.embed.backbones import Embedder
 
     texts = workers.texts(100)
     forward, calls = Embedder.forward, []
@@ -378,9 +378,9 @@ def test_an_interrupted_transform_keeps_finished_batches(
         embed.fit_transform(texts)
     assert len(cache) == 30  # the three finished batches
     monkeypatch.setattr(Embedder, "forward", forward)
-    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
+    start = hybridml.forward_rows()
     resumed = embed.fit_transform(texts)
-    assert hybridml.embedding._FORWARD_ROWS == 70 and len(cache) == 100
+    assert (hybridml.forward_rows() - start) == 70 and len(cache) == 100
     fresh = KerasEmbeddingTransformer(text_preset).fit_transform(texts)
     np.testing.assert_allclose(resumed, fresh, atol=1e-5)
 
@@ -389,7 +389,7 @@ def test_an_interrupted_transform_keeps_finished_batches(
 def test_a_killed_embedding_run_resumes_from_the_cache(
     text_preset, tmp_path, monkeypatch
 ):
-    import hybridml.embedding
+    import hybridml
     from hybridml import KerasEmbeddingTransformer
 
     path = tmp_path / "run.sqlite"
@@ -410,8 +410,8 @@ def test_a_killed_embedding_run_resumes_from_the_cache(
     kept = len(EmbeddingCache(path))
     assert 24 <= kept < 400 and kept % 8 == 0  # whole batches only
     texts = workers.texts(400)
-    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
+    start = hybridml.forward_rows()
     resumed = KerasEmbeddingTransformer(text_preset, cache=path).fit_transform(texts)
-    assert hybridml.embedding._FORWARD_ROWS == 400 - kept  # only what was missing
+    assert (hybridml.forward_rows() - start) == 400 - kept  # only what was missing
     fresh = KerasEmbeddingTransformer(text_preset).fit_transform(texts)
     np.testing.assert_allclose(resumed, fresh, atol=1e-5)

@@ -23,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 
-import hybridml.embedding
+import hybridml
 from hybridml import EmbeddingCache, KerasEmbeddingTransformer
 from hybridml.distributed import embed_dask, embed_ray_dataset
 
@@ -123,9 +123,9 @@ def test_ray_pool_matches_single_process_row_for_row(
     # the workers wrote every distinct row to the transformer's cache ...
     assert cache.stats()["rows"] == len(set(texts))
     # ... so this process embeds none of them again
-    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
+    start = hybridml.forward_rows()
     np.testing.assert_allclose(embed.fit_transform(texts), expected, **TOL)
-    assert hybridml.embedding._FORWARD_ROWS == 0
+    assert (hybridml.forward_rows() - start) == 0
 
 
 @pytest.mark.timeout(60)
@@ -242,7 +242,7 @@ def dask_client():
 
 def _worker_models():
     """On each Dask worker: the id of every loaded model (runs via client.run)."""
-    import hybridml.backbones as backbones
+    import hybridml.embed.backbones as backbones
 
     return {str(k): id(e) for k, e in backbones._REGISTRY.items()}
 
@@ -281,7 +281,7 @@ def test_transformer_pickles_small_and_two_copies_share_one_model_in_a_worker(
     def probe(blob, rows):
         import pickle
 
-        import hybridml.backbones as backbones
+        import hybridml.embed.backbones as backbones
 
         first, second = pickle.loads(blob), pickle.loads(blob)
         za, zb = first.transform(rows), second.transform(rows)

@@ -1,6 +1,6 @@
 """KerasEmbeddingTransformer on tiny local presets: text, CNN and ViT images.
 
-Forward passes are counted with ``hybridml.embedding._FORWARD_ROWS``.
+Forward passes are counted with ``(hybridml.forward_rows() - start)``.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import estimator_checks
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-import hybridml.embedding
+import hybridml
 from hybridml import KerasEmbeddingTransformer
 from hybridml._imports import quiet_import
-from hybridml.backbones import get_embedder
+from hybridml.embed.backbones import get_embedder
 
 TEXTS = [
     "the cat sat on the mat",
@@ -38,8 +38,8 @@ TEXTS = [
 
 @pytest.fixture
 def forward_rows(monkeypatch):
-    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
-    return lambda: hybridml.embedding._FORWARD_ROWS
+    start = hybridml.forward_rows()
+    return lambda: hybridml.forward_rows() - start
 
 
 @pytest.fixture(scope="module")
@@ -194,7 +194,7 @@ def test_verbose_shows_a_progress_bar_with_rows_per_second(text_preset, capsys):
 
 
 def test_clones_share_one_loaded_model(text_embed, monkeypatch):
-    import hybridml.backbones as backbones
+    import hybridml.embed.backbones as backbones
 
     loads = []
     real = backbones._load
@@ -330,9 +330,9 @@ def test_interrupted_run_keeps_finished_batches(text_preset, monkeypatch):
         embed.transform(TEXTS)
     assert len(cache.store) == 2  # the first batch was written back
     monkeypatch.setattr(embedder, "forward", real)
-    hybridml.embedding._FORWARD_ROWS = 0
+    start = hybridml.forward_rows()
     embed.transform(TEXTS)
-    assert hybridml.embedding._FORWARD_ROWS == 3
+    assert (hybridml.forward_rows() - start) == 3
 
 
 # -- out of memory ------------------------------------------------------------------

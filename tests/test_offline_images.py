@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hybridml import _efficientnet as eff
-from hybridml import _offline
+from hybridml import _paths
 from hybridml.datasets import load_sample_photos
+from hybridml.embed import efficientnet as eff
+from hybridml.embed import offline as _offline
 
 GOLDEN = Path(__file__).parent / "data" / "efficientnet_lite0_golden.npz"
 
@@ -47,7 +48,7 @@ def model_dir(tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HYBRIDML_CACHE_DIR", str(cache))
-        folder = eff.efficientnet_lite0_dir()
+        folder = eff.convert_to_cache()
     assert folder.parent == cache
     return folder
 
@@ -157,28 +158,28 @@ def test_converted_folder_is_a_timm_preset(model_dir):
 def test_cache_honours_env_and_xdg(tmp_path, monkeypatch):
     monkeypatch.delenv("HYBRIDML_CACHE_DIR", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert _offline.cache_dir() == tmp_path / "xdg" / "hybridml"
+    assert _paths.cache_dir() == tmp_path / "xdg" / "hybridml"
     monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(tmp_path / "mine"))
-    assert _offline.cache_dir() == tmp_path / "mine"
+    assert _paths.cache_dir() == tmp_path / "mine"
 
 
 def test_conversion_happens_once_and_concurrent_first_uses_agree(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(tmp_path))
     with ThreadPoolExecutor(max_workers=3) as pool:
-        folders = list(pool.map(lambda _: eff.efficientnet_lite0_dir(), range(3)))
+        folders = list(pool.map(lambda _: eff.convert_to_cache(), range(3)))
     assert folders == [tmp_path / eff.FOLDER_NAME] * 3
     assert [p.name for p in tmp_path.iterdir()] == [eff.FOLDER_NAME]  # no temp left
     stamp = (folders[0] / "model.safetensors").stat().st_mtime_ns
-    assert eff.efficientnet_lite0_dir() == folders[0]
+    assert eff.convert_to_cache() == folders[0]
     assert (folders[0] / "model.safetensors").stat().st_mtime_ns == stamp
 
 
 def test_damaged_cache_is_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(tmp_path))
-    folder = eff.efficientnet_lite0_dir()
+    folder = eff.convert_to_cache()
     (folder / "model.safetensors").write_bytes(b"truncated")
     eff._VERIFIED.discard(folder)
-    assert eff.efficientnet_lite0_dir() == folder
+    assert eff.convert_to_cache() == folder
     assert eff._tensors_sha256(folder) == eff.CONVERTED_SHA256
 
 
@@ -208,7 +209,7 @@ def test_without_the_package_the_name_has_no_offline_copy(tmp_path, monkeypatch)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
     assert _offline.offline_preset("efficientnet_lite0") is None
-    assert eff.efficientnet_lite0_dir() is None
+    assert eff.convert_to_cache() is None
     assert list(tmp_path.iterdir()) == []
 
 

@@ -33,6 +33,26 @@ def test_import_hybridml_loads_no_heavy_module():
     assert out.stdout.strip() == ""
 
 
+PUBLIC_API = [
+    "EmbeddingCache",
+    "KerasClassifier",
+    "KerasEmbeddingTransformer",
+    "KerasRegressor",
+    "__version__",
+    "forward_rows",
+    "make_embedding_pipeline",
+    "make_hybrid_stack",
+    "make_multimodal_transformer",
+    "quiet",
+    "run_baseline",
+]
+
+
+def test_public_api_is_pinned():
+    # a name added or removed here is a user-visible change: CHANGELOG it
+    assert sorted(hybridml.__all__) == PUBLIC_API
+
+
 def test_public_names_resolve_and_are_listed():
     for name in hybridml.__all__:
         assert getattr(hybridml, name) is not None

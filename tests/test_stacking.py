@@ -1,6 +1,6 @@
 """Stacking helpers: each distinct row is embedded once, whatever the search or stack.
 
-Forward passes are counted with ``hybridml.embedding._FORWARD_ROWS`` (rows sent
+Forward passes are counted with ``(hybridml.forward_rows() - start)`` (rows sent
 through a backbone in this process). Loky workers are other processes, so with
 ``n_jobs=2`` the count is the cache's persisted ``written`` total: every row any
 process embedded, written back once (the single-process tests check that the two
@@ -29,7 +29,7 @@ from sklearn.model_selection import GridSearchCV
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.svm import SVR
 
-import hybridml.embedding
+import hybridml
 from hybridml import (
     EmbeddingCache,
     KerasClassifier,
@@ -38,7 +38,7 @@ from hybridml import (
     make_hybrid_stack,
     make_multimodal_transformer,
 )
-from hybridml.stacking import out_of_fold_predictions
+from hybridml.compose import out_of_fold_predictions
 
 WORDS = "the a movie film plot actor story good bad great terrible fun boring".split()
 
@@ -57,8 +57,8 @@ def _labels(texts):
 @pytest.fixture
 def forward_rows(monkeypatch):
     """Read the rows embedded in this process since the test started."""
-    monkeypatch.setattr(hybridml.embedding, "_FORWARD_ROWS", 0)
-    return lambda: hybridml.embedding._FORWARD_ROWS
+    start = hybridml.forward_rows()
+    return lambda: hybridml.forward_rows() - start
 
 
 @pytest.fixture(scope="module")

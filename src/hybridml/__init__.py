@@ -14,29 +14,33 @@ __version__ = "0.1.0.dev0"
 
 # public name -> private module that defines it
 _LAZY = {
-    "KerasClassifier": "wrappers",
-    "KerasRegressor": "wrappers",
-    "KerasEmbeddingTransformer": "embedding",
-    "EmbeddingCache": "cache",
-    "make_embedding_pipeline": "stacking",
-    "make_hybrid_stack": "stacking",
-    "make_multimodal_transformer": "stacking",
-    "run_baseline": "baseline",
+    "KerasClassifier": "wrappers.classifier",
+    "KerasRegressor": "wrappers.regressor",
+    "KerasEmbeddingTransformer": "embed.transformer",
+    "EmbeddingCache": "cache.store",
+    "make_embedding_pipeline": "compose",
+    "make_hybrid_stack": "compose",
+    "make_multimodal_transformer": "compose",
+    "run_baseline": "baseline.run",
+    "forward_rows": "embed.transformer",
+    "quiet": "_imports",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
 
 if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401
-    from .baseline import run_baseline
-    from .cache import EmbeddingCache
-    from .embedding import KerasEmbeddingTransformer
-    from .stacking import (
+    from ._imports import quiet
+    from .baseline.run import run_baseline
+    from .cache.store import EmbeddingCache
+    from .compose import (
         make_embedding_pipeline,
         make_hybrid_stack,
         make_multimodal_transformer,
     )
-    from .wrappers import KerasClassifier, KerasRegressor
+    from .embed.transformer import KerasEmbeddingTransformer, forward_rows
+    from .wrappers.classifier import KerasClassifier
+    from .wrappers.regressor import KerasRegressor
 
 
 def __getattr__(name: str) -> Any:

@@ -90,13 +90,26 @@ def quiet_import(name: str) -> ModuleType:
     return module
 
 
-def quiet_runtime() -> None:
-    """Hide TensorFlow's C++ log for command-line use (the CLI, recipes).
+def quiet() -> None:
+    """Hide TensorFlow's C++ start-up log, for scripts and notebooks.
 
-    Python warnings and exceptions are unaffected; a user who wants the C++ log
-    sets ``TF_CPP_MIN_LOG_LEVEL=0`` themselves (we only set a default).
+    Call it before the first estimator is used (TensorFlow reads the setting
+    when it is imported). Python warnings and exceptions are unaffected; a user
+    who wants the C++ log sets ``TF_CPP_MIN_LOG_LEVEL=0`` first (this only sets
+    a default). ``hybridml``'s own command line calls it.
+
+    Examples
+    --------
+    >>> import hybridml
+    >>> hybridml.quiet()
+    >>> import os
+    >>> os.environ["TF_CPP_MIN_LOG_LEVEL"] in ("0", "1", "2", "3")
+    True
     """
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+quiet_runtime = quiet  # the name the CLI used before quiet() was public
 
 
 def _silence_absl() -> None:

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ._offline import cache_dir
+from ._atomic import atomic_folder
+from ._paths import cache_dir
 
 __all__ = [
     "data_dir",
@@ -335,24 +334,17 @@ def _write_pngs(
     else:
         folder = Path(image_dir).expanduser()
     files = [f"{name}_{i:05d}.png" for i in range(len(images))]
-    marker = folder / ".hybridml-complete"
-    if not (marker.is_file() and marker.read_text() == digest):
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-        try:
-            for image, file in zip(images, files, strict=True):
-                Image.fromarray(image).save(tmp / file)
-            (tmp / marker.name).write_text(digest)
-            try:
-                os.rename(tmp, folder)  # atomic; fails if folder is not empty
-            except OSError:
-                if not (marker.is_file() and marker.read_text() == digest):
-                    folder.mkdir(parents=True, exist_ok=True)
-                    # the folder exists with other content: move the files in,
-                    # the marker last
-                    items = sorted(tmp.iterdir(), key=lambda p: p.name == marker.name)
-                    for item in items:
-                        os.replace(item, folder / item.name)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    marker = ".hybridml-complete"
+
+    def complete(path: Path) -> bool:
+        return (path / marker).is_file() and (path / marker).read_text() == digest
+
+    def fill(tmp: Path) -> None:
+        for image, file in zip(images, files, strict=True):
+            Image.fromarray(image).save(tmp / file)
+        (tmp / marker).write_text(digest)
+
+    if not complete(folder):
+        # a user's existing folder gets the files moved in, the marker last
+        atomic_folder(folder, fill, is_complete=complete, merge=True, last=marker)
     return [str(folder / file) for file in files]

@@ -43,8 +43,9 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ._imports import optional_import, quiet_import
-from .backbones import get_embedder
-from .embedding import KerasEmbeddingTransformer
+from ._validation import check_int
+from .embed.backbones import get_embedder
+from .embed.transformer import KerasEmbeddingTransformer
 
 __all__ = ["embed_dask", "embed_ray_dataset"]
 
@@ -149,8 +150,8 @@ def embed_ray_dataset(
         out = embed_ray_dataset(ds, KerasEmbeddingTransformer(), column="text")
         out.write_parquet("embedded/")
     """
-    _check_count("num_workers", num_workers)
-    _check_count("batch_size", batch_size)
+    check_int(num_workers, "num_workers")
+    check_int(batch_size, "batch_size")
     _check_amount("num_cpus_per_worker", num_cpus_per_worker, positive=True)
     _check_amount("num_gpus_per_worker", num_gpus_per_worker, positive=False)
     for name, value in (("column", column), ("output_column", output_column)):
@@ -342,13 +343,6 @@ def embed_dask(data: Any, transformer: Any) -> Any:
 
 # --------------------------------------------------------------------------
 # Checks (driver side, before anything is launched)
-
-
-def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: got {value!r}. Expected a positive int.")
-    if value < 1:
-        raise ValueError(f"{name}: got {value!r}. Expected a positive int.")
 
 
 def _check_amount(name: str, value: Any, *, positive: bool) -> None:

@@ -25,7 +25,7 @@ What it checks and records:
    features (global average of the last feature map, 1280-d) and the logits.
 
 It also prints the evidence for the input normalisation (mean/std 0.5 versus
-ImageNet's), which hybridml._efficientnet.MEAN/STD record.
+ImageNet's), which hybridml.embed.efficientnet.MEAN/STD record.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import timm
 import torch
 from PIL import Image
 
-from hybridml import _efficientnet as eff
+from hybridml.embed import efficientnet as eff
 from hybridml.datasets import load_sample_photos
 
 OUT = Path(__file__).with_name("efficientnet_lite0_golden.npz")

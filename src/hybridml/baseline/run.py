@@ -40,8 +40,10 @@ from sklearn.model_selection import (
 from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
-from . import _checks, _features
-from ._report import format_leaderboard, write_report
+from .._validation import check_int
+from . import features as _features
+from . import table as _checks
+from .report import format_leaderboard, write_report
 
 __all__ = ["embed_frame", "format_leaderboard", "run_baseline", "write_report"]
 
@@ -200,10 +202,10 @@ def run_baseline(
             "image=... or tabular=[...]."
         )
     heads = _checks.check_heads(heads)
-    cv = _checks.positive_int(cv, "cv", minimum=2)
-    stack = _checks.positive_int(stack, "stack", minimum=0)
+    cv = check_int(cv, "cv", minimum=2)
+    stack = check_int(stack, "stack", minimum=0)
     if limit is not None:
-        limit = _checks.positive_int(limit, "limit", minimum=2)
+        limit = check_int(limit, "limit", minimum=2)
     task = _checks.infer_task(frame[target], task, target)
     scorer, metric_name, sign = _checks.get_metric(metric, task)
     frame = _checks.subsample(frame, target, limit, task, random_state)
@@ -438,9 +440,9 @@ def _display_name(spec: Any, others: list) -> str:
 
 def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
     """Load a backbone (once per process) and return its transformer and modality."""
-    from .backbones import get_embedder
-    from .cache import EmbeddingCache
-    from .embedding import KerasEmbeddingTransformer
+    from ..cache.store import EmbeddingCache
+    from ..embed.backbones import get_embedder
+    from ..embed.transformer import KerasEmbeddingTransformer
 
     store = _cache(cache, EmbeddingCache)
     params = {k: v for k, v in params.items() if v is not None}

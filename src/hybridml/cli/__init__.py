@@ -16,7 +16,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from ._imports import quiet_runtime
+from .._imports import quiet_runtime
 
 __all__ = ["main"]
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _baseline(args: argparse.Namespace) -> int:
-    from .baseline import run_baseline
+    from ..baseline.run import run_baseline
 
     board = run_baseline(
         args.data,
@@ -91,8 +91,8 @@ def _baseline(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .baseline import run_baseline
-    from .datasets import load_rotten_tomatoes
+    from ..baseline.run import run_baseline
+    from ..datasets import load_rotten_tomatoes
 
     print(
         "hybridml demo: which pretrained features + head best tell fresh from "
@@ -127,7 +127,7 @@ def _run_options(args: argparse.Namespace) -> dict:
 
 
 def _report(board, output: str) -> int:
-    from .baseline import format_leaderboard, write_report
+    from ..baseline.run import format_leaderboard, write_report
 
     print(format_leaderboard(board))
     folder = write_report(board, output)
@@ -139,7 +139,7 @@ def _report(board, output: str) -> int:
 
 
 def _embed(args: argparse.Namespace) -> int:
-    from .baseline import embed_frame
+    from ..baseline.run import embed_frame
 
     output = Path(args.output)
     if output.suffix.lower() not in (".parquet", ".pq", ".csv"):
@@ -151,7 +151,7 @@ def _embed(args: argparse.Namespace) -> int:
     # --cache it lives next to the output and is removed once the file is written.
     cache = args.cache
     if cache is None:
-        from .cache import EmbeddingCache
+        from ..cache.store import EmbeddingCache
 
         path = output.with_name(output.name + ".cache.sqlite")
         found = path.exists()
@@ -188,7 +188,7 @@ def _embed(args: argparse.Namespace) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from . import datasets
+    from .. import datasets
 
     loaders = {
         name[len("load_") :]: getattr(datasets, name)

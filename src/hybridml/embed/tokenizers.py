@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._imports import quiet_import
+from .._imports import quiet_import
 
 
 class HFTokenizer:

@@ -7,7 +7,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import threading
 import warnings
 from typing import Any
@@ -16,16 +15,42 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from . import _inputs
+from .._keras_io import is_keras_model, model_from_bytes, model_to_bytes
+from .._validation import check_int
+from . import inputs as _inputs
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
 
-__all__ = ["KerasEmbeddingTransformer"]
+__all__ = ["KerasEmbeddingTransformer", "forward_rows"]
 
 # Rows actually sent through a backbone in this process (padding rows excluded,
-# rows retried after an out-of-memory error counted once). Tests read it to
-# count forward passes; reset it with ``embedding._FORWARD_ROWS = 0``.
+# rows retried after an out-of-memory error counted once).
 _FORWARD_ROWS = 0
 _COUNTER_LOCK = threading.Lock()
+
+
+def forward_rows() -> int:
+    """Rows sent through a backbone's forward pass in this process so far.
+
+    Rows served from an :class:`~hybridml.EmbeddingCache`, duplicates within a
+    call and padding rows are not counted; a batch retried after an
+    out-of-memory error counts once. Read it before and after a call to see how
+    many rows that call really embedded (other processes, such as loky or Ray
+    workers, keep their own count).
+
+    Returns
+    -------
+    int
+        The running total; it never decreases.
+
+    Examples
+    --------
+    >>> from hybridml import forward_rows
+    >>> before = forward_rows()
+    >>> forward_rows() - before
+    0
+    """
+    return _FORWARD_ROWS
+
 
 # Models restored from pickles, by the sha256 of their saved bytes: every
 # unpickled copy of one estimator in a process shares one model object.
@@ -243,10 +268,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             value = getattr(self, name)
             if value is None and name == "sequence_length":
                 continue
-            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
-                raise TypeError(f"{name}: got {value!r}. Expected a positive int.")
-            if value < 1:
-                raise ValueError(f"{name}: got {value!r}. Expected a positive int.")
+            check_int(value, name)
         size = self.image_size
         if size is not None:
             sizes = (size, size) if isinstance(size, (int, np.integer)) else size
@@ -265,7 +287,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def _cache(self) -> Any:
         cache = self.cache
         if isinstance(cache, (str, os.PathLike)):
-            from .cache import EmbeddingCache
+            from ..cache.store import EmbeddingCache
 
             return EmbeddingCache.coerce(cache)
         if cache is not None and not (
@@ -459,7 +481,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        if _is_keras_model(self.backbone):
+        if is_keras_model(self.backbone):
             state = {**state, "backbone": _SavedModel.from_model(self.backbone)}
         return state
 
@@ -493,16 +515,9 @@ def _lookup(cache, namespace, keys, todo, out) -> list[int]:
     return misses
 
 
-def _is_keras_model(obj: Any) -> bool:
-    import sys
-
-    keras = sys.modules.get("keras")
-    return keras is not None and isinstance(obj, keras.Model)
-
-
 def _is_numeric_spec(spec: Any) -> bool:
     """Tell whether ``spec`` is a model whose single input is a 2-D tensor."""
-    if not _is_keras_model(spec):
+    if not is_keras_model(spec):
         return False
     try:
         inputs = spec.input
@@ -522,30 +537,19 @@ class _SavedModel:
     def from_model(cls, model: Any) -> _SavedModel:
         # The .keras archive records the time it was saved, so its bytes differ
         # between saves; name the model by its config and weights instead.
-        from ._imports import import_keras
+        from .._imports import import_keras
 
         keras = import_keras()
         h = hashlib.sha256(json.dumps(model.get_config(), default=str).encode())
         for w in model.weights:
             h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "model.keras")
-            model.save(path)
-            with open(path, "rb") as f:
-                return cls(f.read(), h.hexdigest())
+        return cls(model_to_bytes(model), h.hexdigest())
 
     def load(self) -> Any:
         digest = self.digest
         model = _RESTORED.get(digest)
         if model is None:
-            from ._imports import import_keras
-
-            keras = import_keras()
-            with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, "model.keras")
-                with open(path, "wb") as f:
-                    f.write(self.data)
-                model = keras.saving.load_model(path, compile=False)
+            model = model_from_bytes(self.data, compile=False)
             _RESTORED[digest] = model
         return model
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._imports import quiet_import
+from .._imports import quiet_import
 
 
 def pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:

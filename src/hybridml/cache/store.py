@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._cachedb import Store, bump, evict, sidecar
+from .sqlite import Store, bump, evict, sidecar
 
 __all__ = ["EmbeddingCache"]
 

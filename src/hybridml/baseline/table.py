@@ -25,7 +25,7 @@ from sklearn.model_selection import (
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import type_of_target
 
-from . import _features
+from . import features as _features
 
 MAX_AUTO_CATEGORIES = 20  # tabular="auto": string columns with more are skipped
 
@@ -163,14 +163,6 @@ def check_heads(heads: Any) -> list[str]:
     if len(set(heads)) != len(heads):
         raise ValueError(f"heads: got {heads!r}. Expected each head once.")
     return heads
-
-
-def positive_int(value: Any, name: str, *, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
-    if value < minimum:
-        raise ValueError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
-    return int(value)
 
 
 def infer_task(y: pd.Series, task: str, target: str) -> str:

@@ -27,7 +27,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
-from ._imports import optional_import
+from .._imports import optional_import
 
 HEADS = ("logreg", "svc", "rf", "xgb", "knn")
 

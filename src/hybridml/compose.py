@@ -30,10 +30,10 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 
-from . import _features
 from ._imports import optional_import
-from .cache import EmbeddingCache
-from .embedding import KerasEmbeddingTransformer
+from .baseline import features as _features
+from .cache.store import EmbeddingCache
+from .embed.transformer import KerasEmbeddingTransformer
 
 __all__ = [
     "make_embedding_pipeline",
@@ -332,7 +332,7 @@ def out_of_fold_predictions(
     >>> from sklearn.ensemble import StackingClassifier
     >>> from sklearn.linear_model import LogisticRegression
     >>> from sklearn.tree import DecisionTreeClassifier
-    >>> from hybridml.stacking import out_of_fold_predictions
+    >>> from hybridml.compose import out_of_fold_predictions
     >>> X, y = np.arange(40.0).reshape(20, 2), np.repeat([0, 1], 10)
     >>> stack = StackingClassifier(
     ...     [("tree", DecisionTreeClassifier(random_state=0)),
@@ -402,7 +402,8 @@ def _make_model(spec: Any, task: str, random_state: int | None, what: str) -> An
     if name == "hgb":
         return _features.make_hgb(task, random_state)
     if name == "keras":
-        from .wrappers import KerasClassifier, KerasRegressor
+        from .wrappers.classifier import KerasClassifier
+        from .wrappers.regressor import KerasRegressor
 
         cls = KerasClassifier if classify else KerasRegressor
         return cls(

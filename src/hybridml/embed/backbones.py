@@ -26,10 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from ._forward import compile_forward, pad_rows
-from ._imports import optional_import, quiet_import
-from ._offline import INSTALL_HINT, fallback_preset, offline_names, offline_preset
-from ._tokenizers import HFTokenizer, KerasHubTokenizer
+from .._imports import optional_import, quiet_import
+from .._keras_io import is_keras_model
+from .forward import compile_forward, pad_rows
+from .offline import INSTALL_HINT, fallback_preset, offline_names, offline_preset
+from .tokenizers import HFTokenizer, KerasHubTokenizer
 
 __all__ = ["Embedder", "clear_registry", "get_embedder"]
 
@@ -61,7 +62,7 @@ def spec_key(spec: Any) -> tuple:
     """Return a hashable key naming what ``spec`` loads (no loading, no network)."""
     if isinstance(spec, (str, os.PathLike)):
         return ("preset", str(resolve_location(os.fspath(spec))))
-    if _is_model(spec):
+    if is_keras_model(spec):
         return ("model", id(spec))
     if callable(spec):
         try:
@@ -74,11 +75,6 @@ def spec_key(spec: Any) -> tuple:
         "preset name, a kaggle:// or hf:// handle, a local preset folder, a "
         "zero-argument callable returning a keras.Model, or a keras.Model."
     )
-
-
-def _is_model(obj: Any) -> bool:
-    keras = _loaded_keras()
-    return keras is not None and isinstance(obj, keras.Model)
 
 
 def _loaded_keras():
@@ -180,10 +176,10 @@ def _load(spec: Any, dtype: str | None) -> Embedder:
             "Expected None: the model computes in the dtype it was built with. "
             "Build it in that dtype, or pass a preset name or folder."
         )
-    if _is_model(spec):
+    if is_keras_model(spec):
         return _from_model(spec, source=type(spec).__name__)
     model = spec()
-    if not _is_model(model):
+    if not is_keras_model(model):
         raise TypeError(
             f"backbone: the callable {spec!r:.80} returned {type(model).__name__}. "
             "Expected a keras.Model (or a keras-hub Backbone or Task)."

@@ -1,0 +1,1 @@
+"""The embedding cache: :class:`~hybridml.EmbeddingCache` and its SQLite store."""
