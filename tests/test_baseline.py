@@ -382,7 +382,7 @@ def test_embed_frame_needs_one_modality(tmp_path):
 
 
 def test_make_head_rejects_unknown_names():
-    from hybridml.baseline.features import make_head
+    from hybridml._heads import make_head
 
     with pytest.raises(ValueError, match="head: got 'nope'"):
         make_head("nope", "classification", 0)

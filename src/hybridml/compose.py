@@ -11,27 +11,25 @@ embedded once per backbone, whatever the folds, heads and worker processes.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Mapping, Sequence
 from copy import deepcopy
 from typing import Any
 
 import numpy as np
 from sklearn.base import clone, is_classifier
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
     StackingClassifier,
     StackingRegressor,
 )
-from sklearn.impute import SimpleImputer
 from sklearn.model_selection import check_cv, cross_val_predict
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
-from ._imports import optional_import
-from .baseline import features as _features
+from ._columns import KINDS, column_kind
+from ._defaults import DEFAULT_TEXT_BACKBONE
+from ._heads import make_model, tabular_columns
 from .cache.store import EmbeddingCache
 from .embed.transformer import KerasEmbeddingTransformer
 
@@ -42,11 +40,7 @@ __all__ = [
     "out_of_fold_predictions",
 ]
 
-DEFAULT_TEXT_BACKBONE = "all_minilm_l6_v2_en"
-HEADS = ("logreg", "svc", "rf", "xgb", "knn", "hgb", "keras")
-KINDS = ("text", "image", "numeric", "categorical")
 TASKS = ("classification", "regression")
-_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 def make_embedding_pipeline(
@@ -104,7 +98,7 @@ def make_embedding_pipeline(
     ('CalibratedClassifierCV', 'SVC')
     """
     _check_task(task)
-    head = _make_model(head, task, random_state, what="head")
+    head = make_model(head, task, random_state, what="head")
     embed = KerasEmbeddingTransformer(
         backbone, cache=_resolve_cache(cache), **embed_params
     )
@@ -268,7 +262,7 @@ def make_hybrid_stack(
                 "'image', or pass heads=()."
             )
     for head in heads:
-        model = _make_model(head, task, random_state, what="head")
+        model = make_model(head, task, random_state, what="head")
         if kinds is None:
             embed = KerasEmbeddingTransformer(backbone, cache=cache, **embed_params)
         else:
@@ -281,7 +275,7 @@ def make_hybrid_stack(
         pipe = Pipeline(
             [
                 ("prep", prep),
-                ("model", _make_model(model, task, random_state, "tabular")),
+                ("model", make_model(model, task, random_state, "tabular")),
             ]
         )
         estimators.append((_name(model, estimators, "tabular_"), pipe))
@@ -383,43 +377,6 @@ def _resolve_cache(cache: Any) -> EmbeddingCache | None:
     return EmbeddingCache.coerce(cache)
 
 
-def _make_model(spec: Any, task: str, random_state: int | None, what: str) -> Any:
-    """Return a fresh estimator for a short name, or the estimator itself."""
-    if not isinstance(spec, str):
-        if not hasattr(spec, "fit"):
-            raise TypeError(
-                f"{what}: got {spec!r}. Expected a scikit-learn estimator or one "
-                f"of {', '.join(map(repr, HEADS))}. Pass e.g. {what}='logreg'."
-            )
-        return spec
-    name = spec.lower()
-    classify = task == "classification"
-    if name == "svc" and classify:
-        # probabilities the scikit-learn 1.9 way: calibration, not probability=True
-        return CalibratedClassifierCV(SVC(), ensemble=False)
-    if name in _features.HEADS:
-        return _features.make_head(name, task, random_state)
-    if name == "hgb":
-        return _features.make_hgb(task, random_state)
-    if name == "keras":
-        from .wrappers.classifier import KerasClassifier
-        from .wrappers.regressor import KerasRegressor
-
-        cls = KerasClassifier if classify else KerasRegressor
-        return cls(
-            optimizer="adam",
-            epochs=30,
-            random_state=random_state,
-            model__hidden_layer_sizes=(64,),
-        )
-    close = difflib.get_close_matches(name, HEADS, n=1)
-    hint = f"Did you mean {close[0]!r}?" if close else "Pass an estimator instead."
-    raise ValueError(
-        f"{what}: got {spec!r}. Expected an estimator or one of "
-        f"{', '.join(map(repr, HEADS))}. {hint}"
-    )
-
-
 def _name(spec: Any, taken: list[tuple[str, Any]], prefix: str = "") -> str:
     base = prefix + (
         spec.lower() if isinstance(spec, str) else type(spec).__name__.lower()
@@ -444,28 +401,21 @@ def _column_kinds(columns: Any) -> dict[str, str]:
                 )
         return kinds
     if hasattr(columns, "dtypes") and hasattr(columns, "columns"):
-        return {c: _infer_kind(columns[c]) for c in columns.columns}
+        kinds = {c: column_kind(columns[c]) for c in columns.columns}
+        ids = [c for c, k in kinds.items() if k == "id"]
+        if ids:
+            warnings.warn(
+                f"columns {ids!r} look like identifiers (one distinct value per "
+                "row, or many distinct strings) and are not used. Pass a mapping "
+                "{column: kind} to use them.",
+                UserWarning,
+                stacklevel=3,
+            )
+        return {c: k for c, k in kinds.items() if k != "id"}
     raise TypeError(
         f"columns: got {type(columns).__name__}. Expected a pandas DataFrame or a "
         "mapping {column: kind}. Pass e.g. {'review': 'text', 'price': 'numeric'}."
     )
-
-
-def _infer_kind(series: Any) -> str:
-    pandas = optional_import("pandas")
-    types = pandas.api.types
-    if types.is_bool_dtype(series) or isinstance(series.dtype, pandas.CategoricalDtype):
-        return "categorical"
-    if types.is_numeric_dtype(series):
-        return "numeric"
-    values = series.dropna()
-    strings = values[values.map(lambda v: isinstance(v, str))]
-    if len(strings) and len(strings) == len(values):
-        if strings.str.lower().str.endswith(_IMAGE_SUFFIXES).all():
-            return "image"
-        if strings.str.contains(" ").any():
-            return "text"
-    return "categorical"
 
 
 def _deep_branches(
@@ -494,12 +444,4 @@ def _tabular_branches(kinds: dict[str, str] | None) -> list[tuple[str, Any, list
     kinds = kinds or {}
     numeric = [c for c, k in kinds.items() if k == "numeric"]
     categorical = [c for c, k in kinds.items() if k == "categorical"]
-    branches = []
-    if numeric:
-        scale = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        branches.append(("numeric", scale, numeric))
-    if categorical:
-        branches.append(
-            ("categorical", OneHotEncoder(handle_unknown="ignore"), categorical)
-        )
-    return branches
+    return tabular_columns(numeric, categorical)

@@ -12,7 +12,7 @@ from typing import Any
 
 _LAZY = {
     "run_baseline": "run",
-    "embed_frame": "run",
+    "embed_frame": "embed_table",
     "format_leaderboard": "report",
     "write_report": "report",
 }

@@ -1,9 +1,7 @@
-"""Features and heads for the leaderboard (``baseline.py``).
+"""Classical image features for the leaderboard: raw pixels and a HOG-like descriptor.
 
-Classical features with no deep network (raw pixels, a HOG-like descriptor,
-TF-IDF, preprocessed tabular columns), image reading, and the heads the
-leaderboard fits on a feature matrix. Everything here is plain NumPy and
-scikit-learn; xgboost is imported only when an ``"xgb"`` head is built.
+Plain NumPy and Pillow, no deep network. The heads and the tabular / TF-IDF
+column transformers live in :mod:`hybridml._heads`, shared with the factories.
 """
 
 from __future__ import annotations
@@ -12,117 +10,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.compose import ColumnTransformer
-from sklearn.ensemble import (
-    HistGradientBoostingClassifier,
-    HistGradientBoostingRegressor,
-    RandomForestClassifier,
-    RandomForestRegressor,
-)
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression, Ridge
-from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import OneHotEncoder, StandardScaler
-from sklearn.svm import SVC, SVR
 
 from .._imports import optional_import
-
-HEADS = ("logreg", "svc", "rf", "xgb", "knn")
 
 PIXELS_SIZE = 32  # raw-pixel baseline: images resized to 32 x 32
 HOG_SIZE = 64  # HOG-like baseline: 64 x 64 grayscale, 8 x 8-pixel cells
 HOG_CELL = 8
 HOG_BINS = 9
-
-
-def make_head(name: str, task: str, random_state: int | None) -> object:
-    """A fresh, unfitted head for a dense feature matrix.
-
-    ``logreg`` is logistic regression for classification and ridge regression
-    for regression. Heads get the features unscaled: pretrained embeddings carry
-    meaning in their scale (standardising them cost logistic regression 5
-    accuracy points on Rotten Tomatoes with all-MiniLM-L6-v2, 1,000 rows);
-    tabular columns are standardised in their own branch.
-    """
-    classify = task == "classification"
-    if name == "logreg":
-        if classify:
-            return LogisticRegression(max_iter=2000, random_state=random_state)
-        return Ridge(alpha=1.0)
-    if name == "svc":
-        return SVC() if classify else SVR()
-    if name == "rf":
-        cls = RandomForestClassifier if classify else RandomForestRegressor
-        return cls(n_estimators=200, random_state=random_state)
-    if name == "knn":
-        cls = KNeighborsClassifier if classify else KNeighborsRegressor
-        return cls(n_neighbors=10)
-    if name == "xgb":
-        xgboost = optional_import("xgboost")
-        cls = xgboost.XGBClassifier if classify else xgboost.XGBRegressor
-        return cls(
-            n_estimators=200,
-            learning_rate=0.1,
-            max_depth=6,
-            tree_method="hist",
-            random_state=random_state,
-            n_jobs=1,
-        )
-    raise ValueError(f"head: got {name!r}. Expected one of {HEADS}.")
-
-
-def make_hgb(task: str, random_state: int | None) -> object:
-    """Histogram gradient boosting, the tabular baseline (NaN and categories)."""
-    cls = (
-        HistGradientBoostingClassifier
-        if task == "classification"
-        else HistGradientBoostingRegressor
-    )
-    return cls(categorical_features="from_dtype", random_state=random_state)
-
-
-def make_linear(task: str, random_state: int | None) -> object:
-    """The linear model on sparse TF-IDF features (no centring)."""
-    if task == "classification":
-        return LogisticRegression(max_iter=2000, random_state=random_state)
-    return Ridge(alpha=1.0)
-
-
-def tfidf_columns(text: Sequence[str]) -> list[tuple]:
-    """ColumnTransformer entries: one word (1, 2)-gram TF-IDF per text column."""
-    return [
-        (
-            f"tfidf_{col}",
-            TfidfVectorizer(
-                ngram_range=(1, 2), sublinear_tf=True, strip_accents="unicode"
-            ),
-            col,
-        )
-        for col in text
-    ]
-
-
-def tabular_columns(numeric: Sequence[str], categorical: Sequence[str]) -> list:
-    """ColumnTransformer entries: impute and scale numbers, one-hot categories."""
-    parts: list[tuple] = []
-    if numeric:
-        num = make_pipeline(SimpleImputer(strategy="median"), StandardScaler())
-        parts.append(("numeric", num, list(numeric)))
-    if categorical:
-        cat = make_pipeline(
-            SimpleImputer(strategy="most_frequent"),
-            OneHotEncoder(handle_unknown="ignore"),
-        )
-        parts.append(("categorical", cat, list(categorical)))
-    return parts
-
-
-def select(name: str, parts: list, head: object) -> Pipeline:
-    """``Pipeline([(name, ColumnTransformer(parts)), ("head", head)])``."""
-    features = ColumnTransformer(parts, sparse_threshold=0.3)
-    return Pipeline([(name, features), ("head", head)])
 
 
 # -- images ------------------------------------------------------------------

@@ -21,35 +21,53 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import clone
-from sklearn.dummy import DummyClassifier, DummyRegressor
-from sklearn.ensemble import StackingClassifier, StackingRegressor
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import (
-    KFold,
-    StratifiedKFold,
-    cross_validate,
-)
-from sklearn.preprocessing import OrdinalEncoder
-from threadpoolctl import threadpool_limits
 
 from .._validation import check_int
-from . import features as _features
 from . import table as _checks
-from .report import format_leaderboard, write_report
+from .embed_table import _backbones, _display_name, embed_blocks, load_backbones
+from .evaluate import _candidates, _design_matrix, evaluate_candidates
 
-__all__ = ["embed_frame", "format_leaderboard", "run_baseline", "write_report"]
+__all__ = ["run_baseline"]
 
-DEFAULT_TEXT_BACKBONE = "all_minilm_l6_v2_en"
-DEFAULT_IMAGE_BACKBONE = "efficientnet_lite0"
-_STACK_FOLDS = 3
+
+@dataclass
+class Plan:
+    """What :func:`validate` learned about the table and the settings.
+
+    Everything here is known before any backbone loads; the later steps read
+    it and add nothing but ``splitter``.
+    """
+
+    frame: pd.DataFrame
+    base: Path | None
+    target: str
+    text: list
+    image: list
+    group: list
+    numeric: list
+    categorical: list
+    ignored: list
+    heads: list
+    cv: int
+    stack: int
+    task: str
+    scorer: Any
+    metric_name: str
+    sign: int
+    y: np.ndarray
+    group_ids: Any
+    images: dict
+    specs: list
+    random_state: Any
+    n_jobs: Any
+    splitter: Any = field(default=None)
 
 
 def run_baseline(
@@ -185,6 +203,43 @@ def run_baseline(
     """
     start = time.perf_counter()
     say = _checks.make_printer(verbose)
+    plan = validate(
+        data, target=target, text=text, image=image, tabular=tabular,
+        groups=groups, backbones=backbones, heads=heads, cv=cv, metric=metric,
+        task=task, stack=stack, limit=limit, random_state=random_state,
+        n_jobs=n_jobs,
+    )  # fmt: skip
+    # Everything above is cheap validation; the work starts here.
+    embedders = load_backbones(plan.specs, cache, progress, say)
+    say(
+        f"{len(plan.frame)} rows, {plan.task}, {plan.cv}-fold CV, "
+        f"metric {plan.metric_name}"
+    )
+    blocks, rows, load_s = embed_blocks(plan, embedders, say)
+    X, candidates = configure(plan, blocks, rows)
+    results = evaluate_candidates(plan, X, candidates, say)
+    return assemble_board(plan, results, load_s, time.perf_counter() - start, say)
+
+
+def validate(
+    data: Any,
+    *,
+    target: str,
+    text: Any,
+    image: Any,
+    tabular: Any,
+    groups: Any,
+    backbones: Any,
+    heads: Any,
+    cv: Any,
+    metric: Any,
+    task: str,
+    stack: Any,
+    limit: Any,
+    random_state: Any,
+    n_jobs: Any,
+) -> Plan:
+    """Read and check the table and every setting; raise before any model work."""
     frame, base = _checks.read_data(data)
     text = _checks.check_columns(frame, text, "text")
     image = _checks.check_columns(frame, image, "image")
@@ -216,71 +271,29 @@ def run_baseline(
     images = {col: _checks.image_items(frame[col], col, base) for col in image}
     specs = _backbones(backbones, text, image)
 
-    # Everything above is cheap validation; the work starts here.
-    embedders = [_load(spec, cache, progress, say) for spec in specs]
-    say(f"{len(frame)} rows, {task}, {cv}-fold CV, metric {metric_name}")
-    blocks, rows, load_s = {}, [], {}
-    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
-    for name, (_, modality, seconds) in zip(names, embedders, strict=True):
-        load_s[name] = seconds
-        _columns_for(modality, name, text, image)  # check them all before embedding
-    for i, (name, (embedder, modality, _)) in enumerate(
-        zip(names, embedders, strict=True)
-    ):
-        cols = _columns_for(modality, name, text, image)
-        t0 = time.perf_counter()
-        parts = [
-            embedder.fit_transform(frame[col] if modality == "text" else images[col])
-            for col in cols
-        ]
-        block = np.hstack(parts).astype(np.float32)
-        blocks[f"_hml{i}_"] = block
-        seconds = time.perf_counter() - t0
-        say(
-            f"embedded {len(frame)} rows x {len(cols)} column(s) with {name}: "
-            f"{block.shape[1]} dims in {seconds:.1f} s"
-        )
-        for head in heads:
-            rows.append(("deep", name, head, f"_hml{i}_", seconds))
-    if image:
-        t0 = time.perf_counter()
-        feats = [_features.image_features(images[col], col) for col in image]
-        seconds = (time.perf_counter() - t0) / 2  # both sets computed together
-        for kind in ("pixels", "hog"):
-            blocks[f"_hml{kind}_"] = np.hstack([f[kind] for f in feats])
-            rows.append(("classical", kind, "logreg", f"_hml{kind}_", seconds))
-    X = _design_matrix(frame, text, numeric, categorical, blocks)
-    candidates = _candidates(
-        rows, blocks, text, numeric, categorical, heads, task, random_state
-    )
+    return Plan(
+        frame=frame, base=base, target=target, text=text, image=image,
+        group=group, numeric=numeric, categorical=categorical, ignored=ignored,
+        heads=heads, cv=cv, stack=stack, task=task, scorer=scorer,
+        metric_name=metric_name, sign=sign, y=y, group_ids=group_ids,
+        images=images, specs=specs, random_state=random_state, n_jobs=n_jobs,
+    )  # fmt: skip
 
-    splitter = _checks.make_splitter(task, cv, group_ids is not None, random_state)
-    results = []
-    # Heads run on one BLAS / OpenMP thread: on a busy 2-core machine, two
-    # spinning threads made LogisticRegression 40x and HistGradientBoosting
-    # 10-100x slower than one (measured). Folds parallelise with n_jobs instead.
-    with threadpool_limits(limits=1):
-        for cand in candidates:
-            say(f"cross-validating {cand['features']} + {cand['head']}")
-            results.append(
-                _evaluate(cand, X, y, group_ids, splitter, scorer, sign, n_jobs)
-            )
-        stacked = stack >= 2 and len(results) >= 2 and _stackable(y, task, cv)
-        if stacked:
-            best = sorted(results, key=lambda r: -sign * r["mean"])[:stack]
-            say(f"cross-validating the stack of the {len(best)} best")
-            cand = _stack_candidate(best, task, cv, random_state)
-            results.append(
-                _evaluate(cand, X, y, group_ids, splitter, scorer, sign, n_jobs)
-            )
-        elif stack >= 2:
-            say("skipped the stack: too few rows per class for its inner folds")
-        # last, so that it ranks below any model it ties with
-        results.append(
-            _evaluate(
-                _chance_candidate(task), X, y, group_ids, splitter, scorer, sign, n_jobs
-            )
-        )
+
+def configure(plan: Plan, blocks: dict, rows: list) -> tuple[pd.DataFrame, list]:
+    """The design matrix and the candidate models (features x heads)."""
+    X = _design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
+    candidates = _candidates(
+        rows, blocks, plan.text, plan.numeric, plan.categorical, plan.heads,
+        plan.task, plan.random_state,
+    )  # fmt: skip
+    return X, candidates
+
+
+def assemble_board(
+    plan: Plan, results: list, load_s: dict, elapsed: float, say: Callable
+) -> pd.DataFrame:
+    """The leaderboard: one row per model, best first, settings in ``attrs``."""
     board = pd.DataFrame(
         [{k: v for k, v in r.items() if not k.startswith("_")} for r in results]
     )
@@ -291,356 +304,32 @@ def run_baseline(
     }
     for model, lines in notes.items():
         say(f"{model}: {'; '.join(lines)}")
-    board.insert(3, "metric", metric_name)
+    board.insert(3, "metric", plan.metric_name)
     board = board.sort_values(
-        "mean", ascending=sign < 0, kind="stable", ignore_index=True
+        "mean", ascending=plan.sign < 0, kind="stable", ignore_index=True
     )
     board.insert(0, "rank", np.arange(1, len(board) + 1))
     board.attrs = {
-        "task": task,
-        "metric": metric_name,
-        "greater_is_better": sign > 0,
-        "cv": cv,
-        "splitter": type(splitter).__name__,
-        "groups": group[0] if group else None,
-        "n_rows": len(frame),
-        "target": target,
-        "classes": [str(c) for c in _checks.class_names(frame[target], task)],
-        "text": text,
-        "image": image,
-        "numeric": numeric,
-        "categorical": categorical,
-        "ignored": ignored,
-        "backbones": [_display_name(s, []) for s in specs],
+        "task": plan.task,
+        "metric": plan.metric_name,
+        "greater_is_better": plan.sign > 0,
+        "cv": plan.cv,
+        "splitter": type(plan.splitter).__name__,
+        "groups": plan.group[0] if plan.group else None,
+        "n_rows": len(plan.frame),
+        "target": plan.target,
+        "classes": [
+            str(c) for c in _checks.class_names(plan.frame[plan.target], plan.task)
+        ],
+        "text": plan.text,
+        "image": plan.image,
+        "numeric": plan.numeric,
+        "categorical": plan.categorical,
+        "ignored": plan.ignored,
+        "backbones": [_display_name(s, []) for s in plan.specs],
         "load_s": load_s,
-        "random_state": random_state,
+        "random_state": plan.random_state,
         "warnings": notes,
-        "elapsed_s": time.perf_counter() - start,
+        "elapsed_s": elapsed,
     }
     return board
-
-
-def embed_frame(
-    data: pd.DataFrame | str | os.PathLike,
-    *,
-    text: str | Sequence[str] = (),
-    image: str | Sequence[str] = (),
-    backbone: Any = None,
-    keep: str | Sequence[str] | None = "all",
-    cache: Any = None,
-    batch_size: int | None = None,
-    progress: bool = False,
-) -> pd.DataFrame:
-    """Embed text or image columns of a table, for saving and later use.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame, str or path-like
-        The table, or a CSV / Parquet file.
-    text : str or sequence of str, default=()
-        Text columns to embed.
-    image : str or sequence of str, default=()
-        Image-path columns to embed.
-    backbone : object, default=None
-        Backbone for ``KerasEmbeddingTransformer``. ``None``: the default of the
-        modality (``"all_minilm_l6_v2_en"`` or ``"efficientnet_lite0"``).
-    keep : "all", sequence of str or None, default="all"
-        Columns copied unchanged into the output: ``"all"`` keeps every column
-        that is not embedded, ``None`` none.
-    cache : EmbeddingCache, str, path-like or None, default=None
-        Cache of finished batches: an interrupted run resumes from it.
-    batch_size : int or None, default=None
-        Rows per forward pass (``None``: the transformer's default).
-    progress : bool, default=False
-        Show a progress bar.
-
-    Returns
-    -------
-    pandas.DataFrame
-        The kept columns, then float32 columns ``<column>_emb<j>``.
-
-    Examples
-    --------
-    A tiny Keras model stands in for a pretrained image backbone here
-    (``hybridml embed`` calls this with a preset name or folder):
-
-    >>> import keras, numpy as np, pandas as pd
-    >>> from hybridml.baseline import embed_frame
-    >>> inputs = keras.Input((8, 8, 3))
-    >>> model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
-    >>> frame = pd.DataFrame({"img": [np.zeros((8, 8, 3), "uint8")] * 2,
-    ...                       "label": ["a", "b"]})
-    >>> embed_frame(frame, image="img", backbone=model).columns.tolist()
-    ['label', 'img_emb0', 'img_emb1', 'img_emb2']
-    """
-    frame, base = _checks.read_data(data)
-    text = _checks.check_columns(frame, text, "text")
-    image = _checks.check_columns(frame, image, "image")
-    _checks.check_roles(None, text, image)
-    if bool(text) == bool(image):
-        raise ValueError(
-            f"columns to embed: got text={text!r} and image={image!r}. Expected "
-            "text columns or image columns (one backbone embeds one modality). "
-            "Embed them in two calls."
-        )
-    if keep == "all":
-        kept = [c for c in frame.columns if c not in {*text, *image}]
-    else:
-        kept = _checks.check_columns(frame, keep or (), "keep")
-    for col in text:
-        _checks.check_text(frame[col], col)
-    images = {col: _checks.image_items(frame[col], col, base) for col in image}
-    default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
-    spec = default if backbone is None else backbone
-    embedder, modality, _ = _load(
-        spec, cache, progress, _checks.make_printer(0), batch_size=batch_size
-    )
-    _columns_for(modality, _display_name(spec, []), text, image)
-    out = [frame[kept].reset_index(drop=True)]
-    for col in text or image:
-        vectors = embedder.fit_transform(frame[col] if text else images[col])
-        names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
-        out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
-    return pd.concat(out, axis=1)
-
-
-# -- backbones ---------------------------------------------------------------
-
-
-def _backbones(backbones: Any, text: list, image: list) -> list:
-    if backbones is None:
-        return ([DEFAULT_TEXT_BACKBONE] if text else []) + (
-            [DEFAULT_IMAGE_BACKBONE] if image else []
-        )
-    if isinstance(backbones, (str, os.PathLike)) or not isinstance(backbones, Sequence):
-        backbones = [backbones]
-    backbones = list(backbones)
-    if backbones and not (text or image):
-        raise ValueError(
-            f"backbones: got {len(backbones)} but no text or image column. "
-            "Expected text=... or image=... columns for the backbones to embed. "
-            "Name them, or pass backbones=() for tabular baselines only."
-        )
-    return backbones
-
-
-def _display_name(spec: Any, others: list) -> str:
-    if isinstance(spec, (str, os.PathLike)):
-        text = str(spec).rstrip("/\\")
-        name = Path(text).name if os.sep in text or "/" in text else text
-        if os.fspath(spec).startswith(("hf://", "kaggle://")):
-            name = text
-        clash = any(
-            isinstance(o, (str, os.PathLike)) and Path(str(o)).name == name
-            for o in others
-        )
-        return text if clash else name
-    return getattr(spec, "name", None) or type(spec).__name__
-
-
-def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
-    """Load a backbone (once per process) and return its transformer and modality."""
-    from ..cache.store import EmbeddingCache
-    from ..embed.backbones import get_embedder
-    from ..embed.transformer import KerasEmbeddingTransformer
-
-    store = _cache(cache, EmbeddingCache)
-    params = {k: v for k, v in params.items() if v is not None}
-    embedder = KerasEmbeddingTransformer(
-        spec, cache=store, verbose=int(bool(progress)), **params
-    )
-    t0 = time.perf_counter()
-    modality = get_embedder(spec).modality  # the transformer's fit reuses it
-    seconds = time.perf_counter() - t0
-    say(f"loaded {_display_name(spec, [])} ({modality}) in {seconds:.1f} s")
-    return embedder, modality, seconds
-
-
-def _cache(cache: Any, cls: type) -> Any:
-    if isinstance(cache, (str, os.PathLike)):
-        path = Path(cache).expanduser()
-        if path.is_dir() or not path.suffix:
-            path = path / "embeddings.sqlite"
-        return cls.coerce(path)
-    return cls.coerce(cache)
-
-
-def _columns_for(modality: str, name: str, text: list, image: list) -> list:
-    if modality not in ("text", "image"):
-        raise ValueError(
-            f"backbone {name!r}: got a backbone that embeds {modality} arrays. "
-            "Expected a text or image backbone (a preset name or folder). Use "
-            "KerasEmbeddingTransformer directly for numeric input."
-        )
-    cols = text if modality == "text" else image
-    if not cols:
-        raise ValueError(
-            f"backbone {name!r}: got a backbone for {modality}s but no "
-            f"{modality} column. Expected {modality}=... columns for it to embed. "
-            "Name them, or drop this backbone."
-        )
-    return cols
-
-
-# -- candidates and evaluation -------------------------------------------------
-
-
-def _design_matrix(frame, text, numeric, categorical, blocks) -> pd.DataFrame:
-    pieces = [frame[text + categorical].reset_index(drop=True)]
-    if numeric:
-        pieces.append(frame[numeric].astype(np.float64).reset_index(drop=True))
-    for key, block in blocks.items():
-        columns = [f"{key}{j}" for j in range(block.shape[1])]
-        pieces.append(pd.DataFrame(block, columns=columns))
-    return pd.concat(pieces, axis=1)
-
-
-def _candidates(rows, blocks, text, numeric, categorical, heads, task, seed):
-    tab = _features.tabular_columns(numeric, categorical)
-    suffix = " + tabular" if tab else ""
-    out = []
-
-    def add(kind, features, head, parts, model, embed_s):
-        pipe = _features.select("features", parts, model)
-        out.append(
-            dict(kind=kind, features=features, head=head, model=pipe, embed_s=embed_s)
-        )
-
-    for kind, features, head, key, seconds in rows:
-        cols = [f"{key}{j}" for j in range(blocks[key].shape[1])]
-        model = (
-            _features.make_head(head, task, seed)
-            if kind == "deep"
-            else _features.make_head("logreg", task, seed)
-        )
-        add(
-            kind,
-            features + suffix,
-            head,
-            [("block", "passthrough", cols), *tab],
-            model,
-            seconds,
-        )
-    if text:
-        add(
-            "classical",
-            "tfidf" + suffix,
-            "logreg",
-            [*_features.tfidf_columns(text), *tab],
-            _features.make_linear(task, seed),
-            0.0,
-        )
-    if tab:
-        if not (text or blocks):
-            for head in heads:
-                add(
-                    "classical",
-                    "tabular",
-                    head,
-                    tab,
-                    _features.make_head(head, task, seed),
-                    0.0,
-                )
-        encoder = OrdinalEncoder(
-            handle_unknown="use_encoded_value",
-            unknown_value=np.nan,
-            encoded_missing_value=np.nan,
-            max_categories=250,
-        )
-        parts = [("numeric", "passthrough", numeric)] if numeric else []
-        if categorical:
-            parts.append(("categorical", encoder, categorical))
-        hgb = _features.make_hgb(task, seed).set_params(
-            categorical_features=[False] * len(numeric) + [True] * len(categorical)
-        )
-        add("classical", "tabular", "hgb", parts, hgb, 0.0)
-    return out
-
-
-def _chance_candidate(task: str) -> dict:
-    """Build the floor: the majority class (or the mean), ignoring features."""
-    classify = task == "classification"
-    return dict(
-        kind="chance",
-        features="chance",
-        head="prior" if classify else "mean",
-        model=DummyClassifier(strategy="prior") if classify else DummyRegressor(),
-        embed_s=0.0,
-    )
-
-
-def _evaluate(cand, X, y, groups, splitter, scorer, sign, n_jobs) -> dict:
-    # Warnings (a head that did not converge, ...) are collected per model for
-    # the report instead of flooding the terminal once per fold.
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        result = cross_validate(
-            cand["model"],
-            X,
-            y,
-            groups=groups,
-            cv=splitter,
-            scoring=scorer,
-            n_jobs=n_jobs,
-            return_estimator=True,
-            error_score="raise",
-        )
-    notes = []
-    for w in caught:
-        if issubclass(w.category, DeprecationWarning):
-            continue
-        line = f"{w.category.__name__}: {str(w.message).strip().splitlines()[0]}"
-        if line not in notes:
-            notes.append(line)
-    scores = sign * result["test_score"]
-    head = result["estimator"][0]
-    dims = (
-        None
-        if cand["kind"] in ("stack", "chance")
-        else int(getattr(head[-1], "n_features_in_", 0)) or None
-    )
-    return {
-        "features": cand["features"],
-        "head": cand["head"],
-        "kind": cand["kind"],
-        "mean": float(scores.mean()),
-        "std": float(scores.std()),
-        "embed_s": float(cand["embed_s"]),
-        "fit_s": float(result["fit_time"].mean()),
-        "dims": dims,
-        "scores": [float(s) for s in scores],
-        "_model": cand["model"],
-        "_warnings": notes,
-    }
-
-
-def _stackable(y: np.ndarray, task: str, cv: int) -> bool:
-    """Whether every class has enough training rows for the stack's inner CV."""
-    if task == "regression":
-        return len(y) * (cv - 1) // cv >= 2 * _STACK_FOLDS
-    smallest = int(np.bincount(y).min())
-    return smallest * (cv - 1) // cv >= min(cv, _STACK_FOLDS)
-
-
-def _stack_candidate(best: list, task: str, cv: int, seed: Any) -> dict:
-    estimators = [(f"m{i}", clone(r["_model"])) for i, r in enumerate(best)]
-    inner = min(cv, _STACK_FOLDS)
-    if task == "classification":
-        model = StackingClassifier(
-            estimators,
-            final_estimator=LogisticRegression(max_iter=1000),
-            cv=StratifiedKFold(inner, shuffle=True, random_state=seed),
-        )
-    else:
-        model = StackingRegressor(
-            estimators, cv=KFold(inner, shuffle=True, random_state=seed)
-        )
-    members = " | ".join(f"{r['features']} + {r['head']}" for r in best)
-    embed_s = sum({r["features"]: r["embed_s"] for r in best}.values())
-    return dict(
-        kind="stack",
-        features=f"stack of {len(best)}: {members}",
-        head="logreg" if task == "classification" else "ridge",
-        model=model,
-        embed_s=embed_s,
-    )

@@ -25,9 +25,8 @@ from sklearn.model_selection import (
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import type_of_target
 
-from . import features as _features
-
-MAX_AUTO_CATEGORIES = 20  # tabular="auto": string columns with more are skipped
+from .._columns import column_kind
+from .._heads import HEADS
 
 
 def make_printer(verbose: int) -> Callable[[str], None]:
@@ -105,24 +104,16 @@ def split_tabular(
     if isinstance(spec, str) and spec != "auto":
         spec = [s.strip() for s in spec.split(",") if s.strip()]
     if spec == "auto":
+        # the package's one column rule (hybridml._columns); text and image
+        # columns not named as such are not tabular features
         numeric, categorical, ignored = [], [], []
         for col in frame.columns:
             if col in used:
                 continue
-            values = frame[col]
-            if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(
-                values
-            ):
-                looks_like_id = (
-                    pd.api.types.is_integer_dtype(values)
-                    and len(values) > MAX_AUTO_CATEGORIES
-                    and values.nunique() == len(values)
-                )
-                (ignored if looks_like_id else numeric).append(col)
-            elif values.nunique() <= MAX_AUTO_CATEGORIES:
-                categorical.append(col)
-            else:
-                ignored.append(col)
+            kind = column_kind(frame[col])
+            {"numeric": numeric, "categorical": categorical}.get(kind, ignored).append(
+                col
+            )
         return numeric, categorical, ignored
     cols = check_columns(frame, spec, "tabular")
     for col in cols:
@@ -143,7 +134,7 @@ def split_tabular(
 
 def check_heads(heads: Any) -> list[str]:
     if heads is None:
-        default = list(_features.HEADS)
+        default = list(HEADS)
         try:
             import xgboost  # noqa: F401
         except ImportError:
@@ -153,12 +144,11 @@ def check_heads(heads: Any) -> list[str]:
         heads = [h.strip() for h in heads.split(",") if h.strip()]
     heads = list(heads)
     for head in heads:
-        if head not in _features.HEADS:
-            close = difflib.get_close_matches(str(head), _features.HEADS, n=1)
+        if head not in HEADS:
+            close = difflib.get_close_matches(str(head), HEADS, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"head: got {head!r}. Expected some of "
-                f"{', '.join(_features.HEADS)}.{hint}"
+                f"head: got {head!r}. Expected some of {', '.join(HEADS)}.{hint}"
             )
     if len(set(heads)) != len(heads):
         raise ValueError(f"heads: got {heads!r}. Expected each head once.")

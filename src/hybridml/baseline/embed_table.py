@@ -1,0 +1,229 @@
+"""Embedding a table's columns: loading the backbones and :func:`embed_frame`.
+
+The leaderboard embeds every row of each text / image column once, up front,
+with each backbone (:func:`embed_blocks`); ``hybridml embed`` writes such
+embeddings to a file (:func:`embed_frame`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._defaults import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
+from . import features as _features
+from . import table as _checks
+
+__all__ = ["embed_frame"]
+
+
+def embed_frame(
+    data: pd.DataFrame | str | os.PathLike,
+    *,
+    text: str | Sequence[str] = (),
+    image: str | Sequence[str] = (),
+    backbone: Any = None,
+    keep: str | Sequence[str] | None = "all",
+    cache: Any = None,
+    batch_size: int | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Embed text or image columns of a table, for saving and later use.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, str or path-like
+        The table, or a CSV / Parquet file.
+    text : str or sequence of str, default=()
+        Text columns to embed.
+    image : str or sequence of str, default=()
+        Image-path columns to embed.
+    backbone : object, default=None
+        Backbone for ``KerasEmbeddingTransformer``. ``None``: the default of the
+        modality (``"all_minilm_l6_v2_en"`` or ``"efficientnet_lite0"``).
+    keep : "all", sequence of str or None, default="all"
+        Columns copied unchanged into the output: ``"all"`` keeps every column
+        that is not embedded, ``None`` none.
+    cache : EmbeddingCache, str, path-like or None, default=None
+        Cache of finished batches: an interrupted run resumes from it.
+    batch_size : int or None, default=None
+        Rows per forward pass (``None``: the transformer's default).
+    progress : bool, default=False
+        Show a progress bar.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The kept columns, then float32 columns ``<column>_emb<j>``.
+
+    Examples
+    --------
+    A tiny Keras model stands in for a pretrained image backbone here
+    (``hybridml embed`` calls this with a preset name or folder):
+
+    >>> import keras, numpy as np, pandas as pd
+    >>> from hybridml.baseline import embed_frame
+    >>> inputs = keras.Input((8, 8, 3))
+    >>> model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs))
+    >>> frame = pd.DataFrame({"img": [np.zeros((8, 8, 3), "uint8")] * 2,
+    ...                       "label": ["a", "b"]})
+    >>> embed_frame(frame, image="img", backbone=model).columns.tolist()
+    ['label', 'img_emb0', 'img_emb1', 'img_emb2']
+    """
+    frame, base = _checks.read_data(data)
+    text = _checks.check_columns(frame, text, "text")
+    image = _checks.check_columns(frame, image, "image")
+    _checks.check_roles(None, text, image)
+    if bool(text) == bool(image):
+        raise ValueError(
+            f"columns to embed: got text={text!r} and image={image!r}. Expected "
+            "text columns or image columns (one backbone embeds one modality). "
+            "Embed them in two calls."
+        )
+    if keep == "all":
+        kept = [c for c in frame.columns if c not in {*text, *image}]
+    else:
+        kept = _checks.check_columns(frame, keep or (), "keep")
+    for col in text:
+        _checks.check_text(frame[col], col)
+    images = {col: _checks.image_items(frame[col], col, base) for col in image}
+    default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
+    spec = default if backbone is None else backbone
+    embedder, modality, _ = _load(
+        spec, cache, progress, _checks.make_printer(0), batch_size=batch_size
+    )
+    _columns_for(modality, _display_name(spec, []), text, image)
+    out = [frame[kept].reset_index(drop=True)]
+    for col in text or image:
+        vectors = embedder.fit_transform(frame[col] if text else images[col])
+        names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
+        out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
+    return pd.concat(out, axis=1)
+
+
+def _backbones(backbones: Any, text: list, image: list) -> list:
+    if backbones is None:
+        return ([DEFAULT_TEXT_BACKBONE] if text else []) + (
+            [DEFAULT_IMAGE_BACKBONE] if image else []
+        )
+    if isinstance(backbones, (str, os.PathLike)) or not isinstance(backbones, Sequence):
+        backbones = [backbones]
+    backbones = list(backbones)
+    if backbones and not (text or image):
+        raise ValueError(
+            f"backbones: got {len(backbones)} but no text or image column. "
+            "Expected text=... or image=... columns for the backbones to embed. "
+            "Name them, or pass backbones=() for tabular baselines only."
+        )
+    return backbones
+
+
+def _display_name(spec: Any, others: list) -> str:
+    if isinstance(spec, (str, os.PathLike)):
+        text = str(spec).rstrip("/\\")
+        name = Path(text).name if os.sep in text or "/" in text else text
+        if os.fspath(spec).startswith(("hf://", "kaggle://")):
+            name = text
+        clash = any(
+            isinstance(o, (str, os.PathLike)) and Path(str(o)).name == name
+            for o in others
+        )
+        return text if clash else name
+    return getattr(spec, "name", None) or type(spec).__name__
+
+
+def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
+    """Load a backbone (once per process) and return its transformer and modality."""
+    from ..cache.store import EmbeddingCache
+    from ..embed.backbones import get_embedder
+    from ..embed.transformer import KerasEmbeddingTransformer
+
+    store = _cache(cache, EmbeddingCache)
+    params = {k: v for k, v in params.items() if v is not None}
+    embedder = KerasEmbeddingTransformer(
+        spec, cache=store, verbose=int(bool(progress)), **params
+    )
+    t0 = time.perf_counter()
+    modality = get_embedder(spec).modality  # the transformer's fit reuses it
+    seconds = time.perf_counter() - t0
+    say(f"loaded {_display_name(spec, [])} ({modality}) in {seconds:.1f} s")
+    return embedder, modality, seconds
+
+
+def _cache(cache: Any, cls: type) -> Any:
+    if isinstance(cache, (str, os.PathLike)):
+        path = Path(cache).expanduser()
+        if path.is_dir() or not path.suffix:
+            path = path / "embeddings.sqlite"
+        return cls.coerce(path)
+    return cls.coerce(cache)
+
+
+def _columns_for(modality: str, name: str, text: list, image: list) -> list:
+    if modality not in ("text", "image"):
+        raise ValueError(
+            f"backbone {name!r}: got a backbone that embeds {modality} arrays. "
+            "Expected a text or image backbone (a preset name or folder). Use "
+            "KerasEmbeddingTransformer directly for numeric input."
+        )
+    cols = text if modality == "text" else image
+    if not cols:
+        raise ValueError(
+            f"backbone {name!r}: got a backbone for {modality}s but no "
+            f"{modality} column. Expected {modality}=... columns for it to embed. "
+            "Name them, or drop this backbone."
+        )
+    return cols
+
+
+def load_backbones(specs: list, cache: Any, progress: bool, say: Callable) -> list:
+    """Load every backbone (cheap checks first); return (transformer, modality, s)."""
+    return [_load(spec, cache, progress, say) for spec in specs]
+
+
+def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list, dict]:
+    """Embed each backbone's columns once; add the classical image features.
+
+    Returns the feature blocks by key, the leaderboard rows to build
+    (kind, features, head, block key, seconds) and each backbone's load time.
+    """
+    specs, frame = plan.specs, plan.frame
+    blocks, rows, load_s = {}, [], {}
+    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
+    for name, (_, modality, seconds) in zip(names, embedders, strict=True):
+        load_s[name] = seconds
+        _columns_for(modality, name, plan.text, plan.image)  # check all first
+    for i, (name, (embedder, modality, _)) in enumerate(
+        zip(names, embedders, strict=True)
+    ):
+        cols = _columns_for(modality, name, plan.text, plan.image)
+        t0 = time.perf_counter()
+        parts = [
+            embedder.fit_transform(
+                frame[col] if modality == "text" else plan.images[col]
+            )
+            for col in cols
+        ]
+        block = np.hstack(parts).astype(np.float32)
+        blocks[f"_hml{i}_"] = block
+        seconds = time.perf_counter() - t0
+        say(
+            f"embedded {len(frame)} rows x {len(cols)} column(s) with {name}: "
+            f"{block.shape[1]} dims in {seconds:.1f} s"
+        )
+        for head in plan.heads:
+            rows.append(("deep", name, head, f"_hml{i}_", seconds))
+    if plan.image:
+        t0 = time.perf_counter()
+        feats = [_features.image_features(plan.images[c], c) for c in plan.image]
+        seconds = (time.perf_counter() - t0) / 2  # both sets computed together
+        for kind in ("pixels", "hog"):
+            blocks[f"_hml{kind}_"] = np.hstack([f[kind] for f in feats])
+            rows.append(("classical", kind, "logreg", f"_hml{kind}_", seconds))
+    return blocks, rows, load_s

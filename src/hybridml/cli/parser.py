@@ -1,0 +1,179 @@
+"""The argument parser of the ``hybridml`` command: one builder per sub-command."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from . import commands
+from .commands import DEFAULT_OUTPUT, DEMO_LIMIT
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of every sub-command, each with its handler as ``handler``."""
+    parser = argparse.ArgumentParser(
+        prog="hybridml",
+        description="Pretrained Keras/keras-hub backbones + scikit-learn heads.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_baseline(sub)
+    _add_embed(sub)
+    _add_demo(sub)
+    _add_datasets(sub)
+    return parser
+
+
+def _add_baseline(sub: Any) -> None:
+    p = sub.add_parser(
+        "baseline",
+        help="leaderboard of backbones x heads vs classical baselines under CV",
+        description="Cross-validate pretrained embeddings x classical heads, "
+        "classical baselines and a stack of the best on a CSV/Parquet table.",
+    )
+    p.add_argument("data", help="CSV or Parquet file")
+    p.add_argument("--target", required=True, help="column to predict")
+    _columns(p)
+    p.add_argument(
+        "--tabular",
+        default="auto",
+        help="tabular feature columns: 'auto' (default), 'none', or a list a,b,c",
+    )
+    p.add_argument(
+        "--groups",
+        metavar="COL",
+        help="keep rows sharing this column's value in one fold (grouped CV)",
+    )
+    p.add_argument(
+        "--backbone",
+        action="append",
+        metavar="SPEC",
+        help="preset name or preset folder; repeat for several (default: "
+        "all_minilm_l6_v2_en for text, efficientnet_lite0 for images); "
+        "'none' for classical baselines only",
+    )
+    _common(p)
+    p.add_argument(
+        "--task", default="auto", choices=("auto", "classification", "regression")
+    )
+    p.add_argument(
+        "--stack",
+        type=int,
+        default=3,
+        metavar="K",
+        help="stack the K best models (0: no stack; default 3)",
+    )
+    p.add_argument(
+        "--metric", help="scikit-learn scorer name (default: accuracy or r2)"
+    )
+    p.add_argument(
+        "--limit",
+        type=int,
+        metavar="N",
+        help="use a stratified random subset of N rows",
+    )
+    p.set_defaults(handler=commands.baseline)
+
+
+def _add_embed(sub: Any) -> None:
+    p = sub.add_parser(
+        "embed",
+        help="write embeddings of text or image columns to Parquet (resumable)",
+        description="Embed text or image columns and write them with the other "
+        "columns to a Parquet (or CSV) file. Finished batches are cached, so an "
+        "interrupted run resumes where it stopped.",
+    )
+    p.add_argument("data", help="CSV or Parquet file")
+    _columns(p)
+    p.add_argument("-o", "--output", required=True, help="output .parquet or .csv")
+    p.add_argument(
+        "--backbone",
+        metavar="SPEC",
+        help="preset name or folder (default per modality)",
+    )
+    p.add_argument(
+        "--keep",
+        default="all",
+        help="columns copied to the output: 'all' (default), 'none' or a list a,b,c",
+    )
+    p.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="SQLite cache file or folder to keep (default: a temporary "
+        "cache next to the output, removed when done)",
+    )
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=commands.embed)
+
+
+def _add_demo(sub: Any) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run the baseline on the shipped Rotten Tomatoes snippets",
+        description="Leaderboard on the shipped Rotten Tomatoes snippets with the "
+        "offline all-MiniLM-L6-v2 backbone, TF-IDF and a stack.",
+    )
+    p.add_argument(
+        "--backbone",
+        action="append",
+        metavar="SPEC",
+        help="text backbone (default all_minilm_l6_v2_en, offline); repeatable",
+    )
+    _common(p)
+    p.add_argument(
+        "--limit",
+        type=int,
+        default=DEMO_LIMIT,
+        metavar="N",
+        help=f"rows used (default {DEMO_LIMIT}; 4000 for all)",
+    )
+    p.set_defaults(handler=commands.demo)
+
+
+def _add_datasets(sub: Any) -> None:
+    p = sub.add_parser("datasets", help="list the shipped datasets or export one")
+    p.add_argument("name", nargs="?", help="dataset to export as CSV")
+    p.add_argument("-o", "--output", help="CSV file (default NAME.csv)")
+    p.set_defaults(handler=commands.datasets)
+
+
+def _columns(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--text",
+        action="append",
+        metavar="COL",
+        help="text column (repeat or comma-separate for several)",
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        metavar="COL",
+        help="image-path column (repeat or comma-separate)",
+    )
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--heads",
+        default=None,
+        help="comma-separated heads among logreg,svc,rf,xgb,knn (default: all)",
+    )
+    p.add_argument(
+        "--cv", type=int, default=5, help="cross-validation folds (default 5)"
+    )
+    p.add_argument(
+        "--cache",
+        metavar="PATH",
+        help="keep embeddings in this SQLite file or folder across runs",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument(
+        "--output",
+        default=DEFAULT_OUTPUT,
+        metavar="DIR",
+        help=f"report folder (default ./{DEFAULT_OUTPUT})",
+    )
+    p.add_argument(
+        "-q", "--quiet", action="store_true", help="print only the leaderboard"
+    )
+    p.add_argument("--n-jobs", type=int, dest="n_jobs", help="folds fitted in parallel")
