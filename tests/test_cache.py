@@ -183,14 +183,6 @@ def test_hits_misses_and_sizes(cache):
     assert cache.disk_bytes == stats["disk_bytes"] > cache.size_bytes
 
 
-def test_lookups_inside_lock_recheck_earlier_misses(cache):
-    assert cache.get_many("ns", ["a", "b", "c"]) == {}
-    cache.put_many("ns", ["a"], np.ones((1, 2)))  # as if another process wrote it
-    with cache.lock("ns"):
-        assert sorted(cache.get_many("ns", ["a", "b", "c"])) == ["a"]
-    assert (cache.hits, cache.misses) == (1, 2)  # misses: rows left to embed
-
-
 def test_eviction_removes_least_recently_used_rows(tmp_path):
     per_row = 4 * 4 + 1 + 1
     cache = EmbeddingCache(tmp_path / "c.sqlite", max_size_bytes=4 * per_row)
@@ -265,7 +257,7 @@ def test_concurrent_writers_leave_the_cache_consistent_and_complete(tmp_path):
     assert _integrity(path) == "ok"
 
 
-def test_lock_makes_concurrent_processes_embed_each_row_once(tmp_path):
+def test_get_or_compute_makes_concurrent_processes_embed_each_row_once(tmp_path):
     path = str(tmp_path / "shared.sqlite")
     ranges = [_keys(60, start) for start in (0, 20, 40, 10)]
     ctx = multiprocessing.get_context("spawn")
@@ -344,8 +336,7 @@ def test_bad_namespace_and_keys_are_rejected(cache):
     with pytest.raises(TypeError, match=r"keys\[1\]: got 7\. Expected str keys"):
         cache.put_many("m", ["a", 7], np.zeros((2, 2)))
     with pytest.raises(TypeError, match=r"namespace: got None"):
-        with cache.lock(None):
-            pass
+        cache.get_or_compute(None, ["a"], np.ones)
     with pytest.raises(TypeError, match=r"namespace: got 5"):
         cache.clear(5)
 
