@@ -83,8 +83,8 @@ def ray_run(ray, texts: list[str], workers: int, cpus: int) -> tuple[float, ...]
     Z = np.stack(out.to_pandas()["embedding"].to_list())
     total = time.perf_counter() - start
     stats = out.stats()
-    busy = _stat_seconds(stats, "MapBatches(_RayEmbedder)", "Remote wall time")
-    cpu = _stat_seconds(stats, "MapBatches(_RayEmbedder)", "Remote cpu time")
+    busy = _stat_seconds(stats, "MapBatches(RayEmbedder)", "Remote wall time")
+    cpu = _stat_seconds(stats, "MapBatches(RayEmbedder)", "Remote cpu time")
     return total, len(texts) / (busy / workers), cpu / len(texts) * 1000, Z
 
 

@@ -44,24 +44,43 @@ def write_plain(path: str, keys: list[str], batch: int, start_at: float) -> None
 
 
 def embed_once(path, keys: list[str], batch: int, start_at: float = 0.0) -> int:
-    """The compute-once protocol; return how many rows this process embedded."""
+    """``get_or_compute`` with a slow fake model; return how many rows it embedded."""
     cache = EmbeddingCache.coerce(path)
     _wait_until(start_at)
-    found = cache.get_many("ns", keys)
-    missing = [k for k in keys if k not in found]
-    embedded = 0
-    if missing:
-        with cache.lock("ns"):
-            found = cache.get_many("ns", missing)
-            missing = [k for k in missing if k not in found]
-            for start in range(0, len(missing), batch):
-                chunk = missing[start : start + batch]
-                time.sleep(0.01)  # a slow model: widen the race window
-                cache.put_many("ns", chunk, embed(chunk))
-                embedded += len(chunk)
-    assert embedded == cache.misses, (embedded, cache.misses)
+    embedded = []
+
+    def compute(missing):
+        for start in range(0, len(missing), batch):
+            chunk = missing[start : start + batch]
+            time.sleep(0.01)  # a slow model: widen the race window
+            embedded.extend(chunk)
+            yield chunk, embed(chunk)
+
+    found = cache.get_or_compute("ns", keys, compute, dim=DIM)
+    assert sorted(found) == sorted(set(keys))
+    for key in keys:
+        np.testing.assert_array_equal(found[key], vector_of(key))
+    assert len(embedded) == len(set(embedded)) == cache.misses, (embedded, cache.misses)
     cache.close()
-    return embedded
+    return len(embedded)
+
+
+def embed_timed(path: str, keys: list[str], delay: float, start_at: float) -> list:
+    """``get_or_compute`` one key per batch; return each batch's (start, end)."""
+    cache = EmbeddingCache(path)
+    _wait_until(start_at)
+    spans = []
+
+    def compute(missing):
+        for key in missing:
+            begin = time.time()
+            time.sleep(delay)  # a model that takes ``delay`` per row
+            spans.append((begin, time.time()))
+            yield [key], embed([key])
+
+    cache.get_or_compute("ns", keys, compute, dim=DIM)
+    cache.close()
+    return spans
 
 
 def main(path: str, n: int, batch: int, delay: float) -> None:
@@ -77,6 +96,21 @@ def main(path: str, n: int, batch: int, delay: float) -> None:
         time.sleep(delay)
         cache.put_many("ns", chunk, vectors)
         print(f"committed {start + len(chunk)}", flush=True)
+
+
+def claim_and_die(path: str, n: int, batch: int) -> None:
+    """Claim keys 0..n-1, commit batches, print after each (the test kills it)."""
+    cache = EmbeddingCache(path)
+    keys = [str(i) for i in range(n)]
+
+    def compute(missing):
+        for start in range(0, len(missing), batch):
+            chunk = missing[start : start + batch]
+            yield chunk, embed(chunk)
+            print(f"committed {start + len(chunk)}", flush=True)
+            time.sleep(0.05)
+
+    cache.get_or_compute("ns", keys, compute, dim=DIM)
 
 
 def embed_texts(path: str, preset: str, n: int, batch: int, delay: float) -> None:
@@ -104,7 +138,9 @@ def texts(n: int) -> list[str]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "transformer":
+    if sys.argv[1] == "claims":
+        claim_and_die(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+    elif sys.argv[1] == "transformer":
         embed_texts(
             sys.argv[2], sys.argv[3], *map(int, sys.argv[4:6]), float(sys.argv[6])
         )

@@ -183,14 +183,6 @@ def test_hits_misses_and_sizes(cache):
     assert cache.disk_bytes == stats["disk_bytes"] > cache.size_bytes
 
 
-def test_lookups_inside_lock_recheck_earlier_misses(cache):
-    assert cache.get_many("ns", ["a", "b", "c"]) == {}
-    cache.put_many("ns", ["a"], np.ones((1, 2)))  # as if another process wrote it
-    with cache.lock("ns"):
-        assert sorted(cache.get_many("ns", ["a", "b", "c"])) == ["a"]
-    assert (cache.hits, cache.misses) == (1, 2)  # misses: rows left to embed
-
-
 def test_eviction_removes_least_recently_used_rows(tmp_path):
     per_row = 4 * 4 + 1 + 1
     cache = EmbeddingCache(tmp_path / "c.sqlite", max_size_bytes=4 * per_row)
@@ -265,7 +257,7 @@ def test_concurrent_writers_leave_the_cache_consistent_and_complete(tmp_path):
     assert _integrity(path) == "ok"
 
 
-def test_lock_makes_concurrent_processes_embed_each_row_once(tmp_path):
+def test_get_or_compute_makes_concurrent_processes_embed_each_row_once(tmp_path):
     path = str(tmp_path / "shared.sqlite")
     ranges = [_keys(60, start) for start in (0, 20, 40, 10)]
     ctx = multiprocessing.get_context("spawn")
@@ -344,8 +336,7 @@ def test_bad_namespace_and_keys_are_rejected(cache):
     with pytest.raises(TypeError, match=r"keys\[1\]: got 7\. Expected str keys"):
         cache.put_many("m", ["a", 7], np.zeros((2, 2)))
     with pytest.raises(TypeError, match=r"namespace: got None"):
-        with cache.lock(None):
-            pass
+        cache.get_or_compute(None, ["a"], np.ones)
     with pytest.raises(TypeError, match=r"namespace: got 5"):
         cache.clear(5)
 
@@ -415,3 +406,135 @@ def test_a_killed_embedding_run_resumes_from_the_cache(
     assert (hybridml.forward_rows() - start) == 400 - kept  # only what was missing
     fresh = KerasEmbeddingTransformer(text_preset).fit_transform(texts)
     np.testing.assert_allclose(resumed, fresh, atol=1e-5)
+
+
+# -- files that are not ours ----------------------------------------------------------
+
+
+def _foreign_db(path, schema="CREATE TABLE notes (id INTEGER, body TEXT)"):
+    with sqlite3.connect(path) as conn:
+        conn.executescript(schema)
+        conn.execute("INSERT INTO " + schema.split()[2] + " VALUES (1, 'x')")
+    conn.close()
+    return path.read_bytes()
+
+
+def test_a_new_cache_file_is_stamped_as_ours(tmp_path):
+    path = tmp_path / "new.sqlite"
+    assert len(EmbeddingCache(path)) == 0
+    with sqlite3.connect(path) as conn:
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    assert app_id == 0x686D6C63 and version == 2
+
+
+def test_another_programs_database_is_refused_and_left_unchanged(tmp_path):
+    path = tmp_path / "app.db"
+    before = _foreign_db(path)
+    with pytest.raises(
+        ValueError, match=r"hybridml did not create.*tables: notes"
+    ) as e:
+        len(EmbeddingCache(path))
+    assert "delete" not in str(e.value).lower()  # not our file to delete
+    assert path.read_bytes() == before  # not switched to WAL, no table added
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["app.db"]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_same_named_tables_of_another_schema_give_a_clear_error(tmp_path):
+    path = tmp_path / "other.sqlite"
+    before = _foreign_db(path, "CREATE TABLE embeddings (id INTEGER, body TEXT)")
+    with pytest.raises(ValueError, match=r"did not create.*tables: embeddings"):
+        EmbeddingCache(path).get_many("ns", ["a"])
+    assert path.read_bytes() == before
+    schema = (
+        "CREATE TABLE embeddings (id INTEGER, body TEXT);"
+        "CREATE TABLE counters (name TEXT, value INTEGER)"
+    )
+    (tmp_path / "two.sqlite").unlink(missing_ok=True)
+    before = _foreign_db(tmp_path / "two.sqlite", schema)
+    with pytest.raises(ValueError, match=r"table 'embeddings' has columns \['id'"):
+        len(EmbeddingCache(tmp_path / "two.sqlite"))
+    assert (tmp_path / "two.sqlite").read_bytes() == before
+
+
+def test_a_cache_from_before_the_stamp_is_adopted_with_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as conn:  # the schema of hybridml 0.x, unstamped
+        conn.executescript(
+            "CREATE TABLE embeddings (namespace TEXT NOT NULL, key TEXT NOT NULL, "
+            "dim INTEGER NOT NULL, vector BLOB NOT NULL, nbytes INTEGER NOT NULL, "
+            "atime REAL NOT NULL, PRIMARY KEY (namespace, key));"
+            "CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        )
+        vector = np.ones(2, dtype="<f4").tobytes()
+        conn.execute(
+            "INSERT INTO embeddings VALUES ('ns', 'a', 2, ?, 11, 0)", (vector,)
+        )
+    conn.close()
+    cache = EmbeddingCache(path)
+    np.testing.assert_array_equal(cache.get_many("ns", ["a"])["a"], [1, 1])
+    found = cache.get_or_compute("ns", ["a", "b"], lambda k: np.zeros((len(k), 2)))
+    assert found["b"].tolist() == [0, 0] and found["a"].tolist() == [1, 1]
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (2,)
+
+
+def test_a_cache_of_a_newer_format_is_refused(tmp_path):
+    path = tmp_path / "future.sqlite"
+    assert len(EmbeddingCache(path)) == 0
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"newer hybridml \(cache format 99\)"):
+        len(EmbeddingCache(str(path), timeout=1.0))
+    assert path.read_bytes() == before
+
+
+def test_a_folder_as_path_holds_the_database(tmp_path):
+    folder = tmp_path / "cachedir"
+    folder.mkdir()
+    cache = EmbeddingCache(folder)
+    cache.put_many("ns", ["a"], np.ones((1, 2)))
+    assert cache.path == folder / "hybridml-cache.sqlite" and cache.path.is_file()
+    assert len(EmbeddingCache.coerce(str(folder))) == 1
+    fresh = EmbeddingCache(str(tmp_path / "new") + "/")  # a folder yet to be made
+    assert len(fresh) == 0 and fresh.path == tmp_path / "new" / "hybridml-cache.sqlite"
+
+
+def test_a_path_that_cannot_be_created_gives_a_clear_error(tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file, not a folder")
+    with pytest.raises(ValueError, match=r"cannot be opened .*writable file path"):
+        len(EmbeddingCache(blocker / "cache.sqlite"))
+    assert blocker.read_text() == "a file, not a folder"
+
+
+def test_the_cache_writes_no_sidecar_file_of_its_own(tmp_path):
+    # Beside the database only SQLite's journal files (crash-safe by design)
+    # may appear; the old "-lock" file is gone with the per-namespace lock.
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    cache.get_or_compute("ns", ["a", "b"], lambda keys: np.ones((len(keys), 2)))
+    names = {p.name for p in tmp_path.iterdir()}
+    assert names <= {"c.sqlite", "c.sqlite-wal", "c.sqlite-shm"}
+
+
+def test_transform_refuses_cached_vectors_of_another_length(tmp_path):
+    from sklearn.base import clone as sk_clone
+
+    from hybridml import KerasEmbeddingTransformer
+
+    keras = pytest.importorskip("keras")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
+    X = np.arange(6, dtype="float32").reshape(2, 3)
+    path = tmp_path / "dims.sqlite"
+    embed = KerasEmbeddingTransformer(model, cache=path)
+    embed.fit_transform(X)
+    with sqlite3.connect(path) as conn:  # as if another model wrote them
+        conn.execute("UPDATE embeddings SET vector = substr(vector, 1, 8), dim = 2")
+    conn.close()
+    with pytest.raises(ValueError, match=r"dims\.sqlite'.*length 2.*Expected length 4"):
+        sk_clone(embed).fit_transform(X)

@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
@@ -212,7 +213,7 @@ def test_ray_worker_names_a_column_missing_from_its_batch():
     # A lazy dataset's columns are unknown until it runs: the worker checks.
     from types import SimpleNamespace
 
-    from hybridml.distributed import _RayEmbedder
+    from hybridml.distributed._ray import RayEmbedder as _RayEmbedder
 
     worker = SimpleNamespace(column="txt", output_column="embedding", fitted=True)
     with pytest.raises(ValueError, match=r"column: got 'txt'.*\['id', 'text'\]"):
@@ -390,3 +391,64 @@ def test_a_missing_extra_names_the_pip_line(monkeypatch, module, embed):
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
     with pytest.raises(ImportError, match=rf'pip install "hybridml\[{module}\]"'):
         embed(KerasEmbeddingTransformer())
+
+
+# --------------------------------------------------------------------------
+# Shipping: the pickle is proven loadable on the driver, custom objects travel
+
+
+def _numeric_data(n=6):
+    import dask.array as da
+
+    X = np.random.default_rng(0).normal(size=(n, 3)).astype("float32")
+    return X, da.from_array(X, chunks=3)
+
+
+class Doubler(keras.layers.Layer):  # a custom layer, not registered with keras
+    def call(self, x):
+        return x * 2
+
+
+def _doubler_model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, Doubler()(keras.layers.Dense(2)(inputs)))
+
+
+def test_a_lambda_model_fails_on_the_driver_not_in_the_workers():
+    _require("dask", "dask")
+    inputs = keras.Input((3,))
+    model = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    _, data = _numeric_data()
+    with pytest.raises(ValueError, match=r"transformer: its pickle cannot be loaded"):
+        embed_dask(data, KerasEmbeddingTransformer(model))
+
+
+def test_a_custom_layer_fails_early_without_custom_objects():
+    _require("dask", "dask")
+    _, data = _numeric_data()
+    with pytest.raises(ValueError, match=r"cannot be loaded back.*custom_objects="):
+        embed_dask(data, KerasEmbeddingTransformer(_doubler_model()))
+
+
+def test_custom_objects_travel_to_the_workers():
+    import hybridml.distributed._shipping as shipping
+    import hybridml.embed.transformer as transformer
+
+    _require("dask", "dask")
+    X, data = _numeric_data()
+    model = _doubler_model()
+    embed = KerasEmbeddingTransformer(model).fit(X)
+    Z = embed_dask(data, embed, custom_objects={"Doubler": Doubler})
+    # forget what the driver's check loaded: the "worker" must load it anew
+    transformer._RESTORED.clear()
+    shipping._ESTIMATORS.clear()
+    out = Z.compute(scheduler="threads")
+    np.testing.assert_allclose(out, embed.transform(X), **TOL)
+    with pytest.raises(TypeError, match=r"custom_objects: got \['Doubler'\]"):
+        embed_dask(data, embed, custom_objects=["Doubler"])
+
+
+def test_ray_also_checks_the_pickle_on_the_driver(ray_session):
+    ds = ray_session.data.from_items([{"x": [0.0, 0.0, 0.0]}])
+    with pytest.raises(ValueError, match=r"cannot be loaded back.*custom_objects="):
+        embed_ray_dataset(ds, KerasEmbeddingTransformer(_doubler_model()), column="x")

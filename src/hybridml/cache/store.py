@@ -9,26 +9,34 @@ interrupted run resumes from what it wrote.
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
 import sqlite3
 import tempfile
 import threading
 import time
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .sqlite import Store, bump, evict, sidecar
+from . import claims
+from .sqlite import (
+    Store,
+    bump,
+    check_keys,
+    close_and_remove,
+    evict,
+    insert_new,
+    select_in,
+    sidecar,
+)
 
 __all__ = ["EmbeddingCache"]
 
-_CHUNK = 500  # keys per ``IN (...)``: far below SQLite's variable limit (999+)
 _FLUSH_EVERY = 20_000  # buffered access times written after this many hits
+FILE_NAME = "hybridml-cache.sqlite"  # the database in a folder passed as path
 _DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
 _HANDLES: dict[tuple, EmbeddingCache] = {}  # one handle per file and process
 
@@ -45,11 +53,12 @@ class EmbeddingCache:
     Parameters
     ----------
     path : str or os.PathLike, default=None
-        SQLite file to use (created with its folder if missing). ``None`` makes a
-        temporary cache: a private file in the system temp folder, deleted when
-        the cache is garbage-collected or the process exits. Worker processes
-        that receive it (pickled) share that file, so ``n_jobs=2`` still embeds
-        each row once.
+        SQLite file to use (created with its folder if missing); a folder (or a
+        path ending in ``/``) holds it as ``hybridml-cache.sqlite``. A database
+        EmbeddingCache did not create is refused and left unchanged. ``None``
+        makes a temporary cache: a private file in the system temp folder,
+        deleted when the cache is garbage-collected or the process exits.
+        Worker processes that receive it (pickled) share that file.
     max_size_bytes : int, default=None
         Bound on the stored data (vectors and keys, see ``size_bytes``). Writes
         that pass it evict the least recently used rows. ``None``: no bound.
@@ -121,11 +130,13 @@ class EmbeddingCache:
             os.close(fd)
             path = name
         self.path = Path(path).expanduser().absolute()
+        if self.path.is_dir() or str(path).endswith(("/", os.sep)):
+            self.path = self.path / FILE_NAME  # a folder: the database inside it
         self.max_size_bytes = None if max_size_bytes is None else int(max_size_bytes)
         self.timeout = float(timeout)
         self._store = Store(self.path, self.timeout)
         owned = (self.path,) if self.temporary else ()
-        self._finalizer = weakref.finalize(self, _close_and_remove, self._store, owned)
+        self._finalizer = weakref.finalize(self, close_and_remove, self._store, owned)
 
     @classmethod
     def coerce(cls, cache: Any) -> EmbeddingCache | None:
@@ -161,7 +172,9 @@ class EmbeddingCache:
 
     # -- lookups and writes -------------------------------------------------------
 
-    def get_many(self, namespace: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+    def get_many(
+        self, namespace: str, keys: Sequence[str], *, dim: int | None = None
+    ) -> dict[str, np.ndarray]:
         """Return the cached vectors of ``keys`` that are present.
 
         Parameters
@@ -170,40 +183,93 @@ class EmbeddingCache:
             The backbone fingerprint the keys belong to.
         keys : sequence of str
             Row keys to look up (duplicates are looked up once).
+        dim : int, default=None
+            The expected length of every vector: a stored vector of another
+            length raises ``ValueError`` naming this file. ``None``: not checked.
 
         Returns
         -------
         dict of str to ndarray
-            ``{key: float32 1-D vector}`` for the hits only. Inside ``lock()``, a
-            lookup re-checks earlier misses: keys found there turn a counted miss
-            into a hit, and keys still missing are not counted again.
+            ``{key: float32 1-D vector}`` for the hits only.
         """
-        distinct = _check_keys(namespace, keys)
-        store = self._store
-        with store.mutex:
-            conn = store.connect()
-            found: dict[str, np.ndarray] = {}
-            for start in range(0, len(distinct), _CHUNK):
-                chunk = distinct[start : start + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows = conn.execute(
-                    "SELECT key, vector FROM embeddings "
-                    f"WHERE namespace = ? AND key IN ({marks})",
-                    (namespace, *chunk),
-                )
-                for key, blob in rows:
-                    found[key] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
-            now = time.time()
-            store.pending.update(((namespace, key), now) for key in found)
-            if (threading.get_ident(), namespace) in store.rechecking:
-                store.hits += len(found)
-                store.misses -= len(found)
-            else:
-                store.hits += len(found)
-                store.misses += len(distinct) - len(found)
-            if len(store.pending) >= _FLUSH_EVERY:
-                self._write(lambda conn: None)
+        distinct = check_keys(namespace, keys)
+        found = self._read(namespace, distinct, dim)
+        self._count(hits=len(found), misses=len(distinct) - len(found))
         return found
+
+    def get_or_compute(
+        self,
+        namespace: str,
+        keys: Sequence[str],
+        fn: Callable[[list[str]], Any],
+        *,
+        dim: int | None = None,
+        lease: float = 300.0,
+    ) -> dict[str, np.ndarray]:
+        """Return the vector of every key, computing each missing one once.
+
+        The missing keys that no other caller is computing are claimed in one
+        short transaction; ``fn`` then computes them with no lock held, so
+        processes (loky, Ray or Dask workers) with different keys compute in
+        parallel, and a key wanted by two of them is computed by one while the
+        other waits for it. Every batch ``fn`` yields is committed at once, so an
+        interrupted run keeps its finished batches and a rerun resumes.
+
+        Parameters
+        ----------
+        namespace : str
+            The backbone fingerprint the keys belong to.
+        keys : sequence of str
+            Row keys wanted (duplicates are handled once).
+        fn : callable
+            ``fn(missing_keys)`` returns an array of shape ``(len(missing_keys),
+            dim)``, or yields ``(keys, vectors)`` pairs that together cover
+            ``missing_keys`` (each pair is committed as it comes).
+        dim : int, default=None
+            Expected vector length, checked on every vector read (see
+            ``get_many``).
+        lease : float, default=300.0
+            Seconds a claim binds others without a committed batch: a caller
+            that hangs longer (or whose machine died) has its keys taken over.
+            On one machine a claim of a process that is gone is taken over at
+            once.
+
+        Returns
+        -------
+        dict of str to ndarray
+            ``{key: float32 1-D vector}`` for every distinct key.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from hybridml import EmbeddingCache
+        >>> cache = EmbeddingCache()
+        >>> fn = lambda keys: np.ones((len(keys), 2))
+        >>> sorted(cache.get_or_compute("ns", ["a", "b"], fn, dim=2))
+        ['a', 'b']
+        >>> cache.hits, cache.misses, len(cache)
+        (0, 2, 2)
+        >>> len(cache.get_or_compute("ns", ["a", "c"], fn)), cache.misses
+        (2, 3)
+        """
+        distinct = check_keys(namespace, keys)
+        if not callable(fn):
+            raise TypeError(
+                f"fn: got {fn!r}. Expected a callable taking the missing keys. "
+                "Pass e.g. lambda keys: model(keys)."
+            )
+        if (
+            isinstance(lease, bool)
+            or not isinstance(lease, (int, float))
+            or not (lease > 0)
+        ):
+            raise ValueError(
+                f"lease: got {lease!r}. Expected a positive number of seconds. "
+                "Pass e.g. lease=300."
+            )
+        return claims.run(
+            self, namespace, distinct, fn, dim=dim, lease=float(lease), poll=0.02
+        )
 
     def put_many(self, namespace: str, keys: Sequence[str], vectors: np.ndarray) -> int:
         """Store one vector per key, in one committed transaction.
@@ -224,7 +290,7 @@ class EmbeddingCache:
             writer wins), so writing the same rows twice is harmless.
         """
         keys = list(keys)
-        _check_keys(namespace, keys)
+        check_keys(namespace, keys)
         vectors = np.asarray(vectors)
         if vectors.ndim != 2 or vectors.shape[0] != len(keys):
             raise ValueError(
@@ -245,76 +311,14 @@ class EmbeddingCache:
                 rows.append((namespace, key, dim, blob, nbytes, now))
 
         def insert(conn: sqlite3.Connection) -> int:
-            present = set()
-            for start in range(0, len(rows), _CHUNK):
-                chunk = [r[1] for r in rows[start : start + _CHUNK]]
-                marks = ",".join("?" * len(chunk))
-                present.update(
-                    k
-                    for (k,) in conn.execute(
-                        "SELECT key FROM embeddings "
-                        f"WHERE namespace = ? AND key IN ({marks})",
-                        (namespace, *chunk),
-                    )
-                )
-            new = [r for r in rows if r[1] not in present]
-            conn.executemany(
-                "INSERT INTO embeddings (namespace, key, dim, vector, nbytes, atime) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                new,
-            )
-            bump(conn, bytes=sum(r[4] for r in new), written=len(keys))
+            added = insert_new(conn, namespace, rows, written=len(keys))
+            claimant = self._store.claimants.get(threading.get_ident())
+            claims.settle(conn, namespace, list(seen), claimant)
             if self.max_size_bytes is not None:
                 evict(conn, self.max_size_bytes)
-            return len(new)
+            return added
 
         return self._write(insert)
-
-    @contextlib.contextmanager
-    def lock(self, namespace: str) -> Iterator[EmbeddingCache]:
-        """Hold an exclusive lock on ``namespace`` across processes and threads.
-
-        The compute-once protocol: look up, then under the lock look up the
-        misses again (another process may have written them while this one
-        waited), embed what is still missing and ``put_many`` it, batch by
-        batch. Two processes never embed the same rows at the same time. The
-        operating system releases the lock if the holder dies.
-
-        Parameters
-        ----------
-        namespace : str
-            The namespace to lock; other namespaces stay free.
-
-        Yields
-        ------
-        EmbeddingCache
-            This cache.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from hybridml import EmbeddingCache
-        >>> cache, keys = EmbeddingCache(), ["a", "b"]
-        >>> missing = [k for k in keys if k not in cache.get_many("ns", keys)]
-        >>> with cache.lock("ns"):
-        ...     missing = [k for k in missing if k not in cache.get_many("ns", missing)]
-        ...     cache.put_many("ns", missing, np.ones((len(missing), 3)))
-        2
-        """
-        _check_keys(namespace, [])
-        store = self._store
-        offset = (
-            int.from_bytes(hashlib.sha1(namespace.encode()).digest()[:8], "big") >> 2
-        )
-        with store.locked(offset):
-            token = (threading.get_ident(), namespace)
-            with store.mutex:
-                store.rechecking.add(token)
-            try:
-                yield self
-            finally:
-                with store.mutex:
-                    store.rechecking.discard(token)
 
     # -- statistics and housekeeping ---------------------------------------------
 
@@ -396,7 +400,7 @@ class EmbeddingCache:
             Rows deleted.
         """
         if namespace is not None:
-            _check_keys(namespace, [])
+            check_keys(namespace, [])
 
         def delete(conn: sqlite3.Connection) -> int:
             where, args = (
@@ -448,25 +452,38 @@ class EmbeddingCache:
     def _write(self, body: Any) -> Any:
         return self._store.write(body)
 
+    def _read(
+        self, namespace: str, keys: list[str], dim: int | None
+    ) -> dict[str, np.ndarray]:
+        """Stored vectors of ``keys`` (distinct), checked against ``dim``."""
+        store = self._store
+        found: dict[str, np.ndarray] = {}
+        with store.mutex:
+            conn = store.connect()
+            rows = select_in(conn, "key, vector", "embeddings", namespace, keys)
+            for key, blob in rows:
+                found[key] = np.frombuffer(blob, dtype=_DTYPE).astype(np.float32)
+                if dim is not None and len(found[key]) != dim:
+                    self._wrong_dim(namespace, key, len(found[key]), dim)
+            now = time.time()
+            store.pending.update(((namespace, key), now) for key in found)
+            if len(store.pending) >= _FLUSH_EVERY:
+                self._write(lambda conn: None)
+        return found
 
-def _check_keys(namespace: Any, keys: Sequence[Any]) -> list[str]:
-    if not isinstance(namespace, str) or not namespace:
-        raise TypeError(
-            f"namespace: got {namespace!r}. Expected a non-empty str. Pass the "
-            "backbone fingerprint the keys belong to."
+    def _count(self, hits: int = 0, misses: int = 0) -> None:
+        with self._store.mutex:
+            self._store.hits += hits
+            self._store.misses += misses
+
+    def _wrong_dim(self, namespace: str, key: str, got: int, dim: int) -> None:
+        raise ValueError(
+            f"EmbeddingCache {str(self.path)!r}: got a stored vector of length {got} "
+            f"for key {key!r} in namespace {namespace[:16]!r}... Expected length "
+            f"{dim}, the embedding dimension. The file holds another model's "
+            f"vectors under this namespace: empty it with .clear({namespace!r}) "
+            "or pass another cache path."
         )
-    if isinstance(keys, (str, bytes)):
-        raise TypeError(
-            f"keys: got {keys!r}. Expected a sequence of str keys, not a single "
-            "string. Wrap one key in a list: [key]."
-        )
-    for i, key in enumerate(keys):
-        if not isinstance(key, str):
-            raise TypeError(
-                f"keys[{i}]: got {key!r}. Expected str keys. Hash the row's content "
-                "to a string (e.g. hashlib.sha1(data).hexdigest())."
-            )
-    return list(dict.fromkeys(keys))
 
 
 def _handle(
@@ -497,11 +514,3 @@ def _reopen(
         _HANDLES.pop((path, max_size_bytes, timeout), None)
         return EmbeddingCache(max_size_bytes=max_size_bytes, timeout=timeout)
     return _handle(path, max_size_bytes, timeout, temporary)
-
-
-def _close_and_remove(store: Store, owned: tuple[Path, ...]) -> None:
-    store.close()
-    for path in owned:
-        for file in (path, *(sidecar(path, s) for s in ("-wal", "-shm", "-lock"))):
-            with contextlib.suppress(OSError):
-                file.unlink()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import io
 import json
@@ -385,37 +386,21 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             inverse[i] = j
         unique_keys = list(first)
         out = np.empty((len(unique), self.embedding_dim_), dtype=np.float32)
-        todo = list(range(len(unique)))
+        batches = functools.partial(self._run, embedder, items, unique)
         if cache is None:
-            self._run(embedder, items, unique, unique_keys, todo, out, None, None)
+            for batch, vectors in batches(range(len(unique))):
+                out[batch] = vectors
         else:
-            namespace = self.fingerprint_
-            todo = _lookup(cache, namespace, unique_keys, todo, out)
-            lock = getattr(cache, "lock", None)
-            if todo and lock is not None:
-                # compute-once: another process may have written our misses
-                # while we waited for the lock
-                with lock(namespace):
-                    todo = _lookup(cache, namespace, unique_keys, todo, out)
-                    self._run(
-                        embedder,
-                        items,
-                        unique,
-                        unique_keys,
-                        todo,
-                        out,
-                        cache,
-                        namespace,
-                    )
-            elif todo:
-                self._run(
-                    embedder, items, unique, unique_keys, todo, out, cache, namespace
-                )
+            _cached(cache, self.fingerprint_, unique_keys, batches, out)
         return out if len(unique) == n else out[inverse]
 
-    def _run(self, embedder, items, unique, unique_keys, todo, out, cache, namespace):
-        """Embed rows ``todo`` (indices into ``unique``) batch by batch."""
+    def _run(self, embedder, items, unique, todo):
+        """Embed rows ``todo`` (indices into ``unique``); yield each finished batch.
+
+        Yields ``(batch, vectors)``: indices into ``unique`` and their vectors.
+        """
         global _FORWARD_ROWS
+        todo = list(todo)
         if not todo:
             return
         modality = embedder.modality
@@ -454,11 +439,9 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                         RuntimeWarning,
                     )
                     continue
-                out[batch] = vectors
                 with _COUNTER_LOCK:
                     _FORWARD_ROWS += len(batch)
-                if cache is not None:
-                    cache.put_many(namespace, [unique_keys[j] for j in batch], vectors)
+                yield batch, vectors
                 pos += len(batch)
                 if progress is not None:
                     progress.update(len(batch))
@@ -502,17 +485,38 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _lookup(cache, namespace, keys, todo, out) -> list[int]:
-    """Fill ``out`` with cached rows among ``todo``; return the misses."""
-    found = cache.get_many(namespace, [keys[j] for j in todo])
-    misses = []
-    for j in todo:
-        vec = found.get(keys[j])
-        if vec is None:
-            misses.append(j)
-        else:
-            out[j] = vec
-    return misses
+def _cached(cache, namespace, keys, batches, out) -> None:
+    """Fill ``out`` (one row per key) from ``cache``, embedding what is missing.
+
+    ``batches(indices)`` yields ``(batch, vectors)`` pairs. An EmbeddingCache
+    embeds each key once across processes (``get_or_compute``); any other object
+    with ``get_many`` / ``put_many`` is read, then written batch by batch.
+    """
+    dim = out.shape[1]
+    index = {k: j for j, k in enumerate(keys)}
+    if hasattr(cache, "get_or_compute"):
+
+        def compute(missing):
+            for batch, vectors in batches([index[k] for k in missing]):
+                yield [keys[j] for j in batch], vectors
+
+        found = cache.get_or_compute(namespace, keys, compute, dim=dim)
+    else:
+        found = cache.get_many(namespace, keys)
+        missing = [j for j, k in enumerate(keys) if k not in found]
+        for batch, vectors in batches(missing):
+            batch_keys = [keys[j] for j in batch]
+            cache.put_many(namespace, batch_keys, vectors)
+            found.update(zip(batch_keys, vectors, strict=True))
+    for j, key in enumerate(keys):
+        vector = np.asarray(found[key])
+        if vector.shape != (dim,):
+            raise ValueError(
+                f"cache {getattr(cache, 'path', cache)!r}: got a vector of shape "
+                f"{vector.shape} for a row. Expected ({dim},), the embedding "
+                "dimension. Clear the cache's namespace or pass another cache."
+            )
+        out[j] = vector
 
 
 def _is_numeric_spec(spec: Any) -> bool:
