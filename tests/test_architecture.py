@@ -89,9 +89,9 @@ def test_no_module_imports_a_higher_layer():
         if not name:
             continue
         for target in _imports(name, path):
-            if target.split(".")[0] != name.split(".")[0] and _layer(
-                target
-            ) > _layer(name):
+            if target.split(".")[0] != name.split(".")[0] and _layer(target) > _layer(
+                name
+            ):
                 upward.append(f"{name} -> {target}")
     assert upward == []
 

@@ -38,8 +38,8 @@ import timm
 import torch
 from PIL import Image
 
-from hybridml.embed import efficientnet as eff
 from hybridml.datasets import load_sample_photos
+from hybridml.embed import efficientnet as eff
 
 OUT = Path(__file__).with_name("efficientnet_lite0_golden.npz")
 IMAGENET = (np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225]))
