@@ -283,8 +283,9 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
                 )
             )
         X_train, y_train, sw_train = train_data
+        fit = _raw.keras_method(keras, model, "fit")
         with _raw.detached(model):
-            return model.fit(
+            return fit(
                 X_train,
                 y_train,
                 sample_weight=sw_train,

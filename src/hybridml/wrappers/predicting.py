@@ -39,8 +39,9 @@ class _PredictMixin:
             # computes, without its per-call set-up (~0.1 s on TensorFlow).
             out = model(_as_floatx(keras, X), training=False)
             return keras.ops.convert_to_numpy(out)
+        predict = _raw.keras_method(keras, model, "predict")
         with _quiet_retracing(), _raw.detached(model):
-            return np.asarray(model.predict(X, **kwargs))
+            return np.asarray(predict(X, **kwargs))
 
     def _predict_kwargs(self, keras) -> dict[str, Any]:
         """``model.predict`` arguments: batch size, predict__*, and callbacks.

@@ -142,6 +142,8 @@ def preprocess(model: Any, X: Any) -> Any:
 
 def _images(pre: Any, images: list) -> np.ndarray:
     """Convert a list of (possibly different-sized) images, one at a time."""
+    # float32 as validated arrays are, so a file and its pixels convert alike
+    images = [np.asarray(img, dtype="float32") for img in images]
     if len({img.shape for img in images}) == 1:
         return _numpy(pre(np.stack(images)))
     return np.concatenate([_numpy(pre(img[None])) for img in images])
@@ -230,3 +232,16 @@ def copy_task(model: Any) -> Any:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*compile.*", category=UserWarning)
         return model_from_bytes(model_to_bytes(model), compile=False, safe_mode=False)
+
+
+def keras_method(keras: Any, model: Any, name: str) -> Any:
+    """``model.fit`` / ``model.predict``; Keras' own for a preprocessing task.
+
+    A keras-hub task's ``fit`` turns arrays into a ``tf.data`` pipeline even
+    with its preprocessor detached, and that pipeline ignores ``shuffle``; the
+    arrays here are already preprocessed, so Keras' own method is the one to
+    run (shuffled every epoch, as for any model).
+    """
+    if preprocessor_of(model) is None:
+        return getattr(model, name)
+    return getattr(keras.Model, name).__get__(model)
