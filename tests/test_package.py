@@ -41,6 +41,8 @@ PUBLIC_API = [
     "__version__",
     "forward_rows",
     "make_embedding_pipeline",
+    "make_finetune_classifier",
+    "make_finetune_regressor",
     "make_hybrid_stack",
     "make_multimodal_transformer",
     "quiet",

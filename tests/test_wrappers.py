@@ -945,4 +945,148 @@ def test_pretrained_backbone_frozen_then_fine_tuned(cnn_preset):
 def test_no_warnings_on_a_plain_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)
-        KerasClassifier(mlp, **FAST).fit(X, Y_BIN).predict(X)
+        KerasClassifier(mlp, loss="binary_crossentropy", **FAST).fit(X, Y_BIN)
+        KerasClassifier(**FAST).fit(X, Y_BIN).predict(X)  # the default MLP's loss
+
+
+# -- issue 14: SciKeras parity and no silent substitutions ---------------------
+
+
+def test_default_loss_of_an_uncompiled_model_is_announced_once():
+    from hybridml.wrappers import compiling
+
+    compiling._WARNED.clear()
+    with pytest.warns(UserWarning, match="'binary_crossentropy' is used"):
+        KerasClassifier(mlp, **FAST).fit(X, Y_BIN)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        KerasClassifier(mlp, **FAST).fit(X, Y_BIN)  # once per process
+
+
+def test_linear_output_gets_a_from_logits_loss_and_softmax():
+    def logits_model(meta):
+        inputs = keras.Input(shape=(meta["n_features_in_"],))
+        return keras.Model(inputs, keras.layers.Dense(meta["n_classes_"])(inputs))
+
+    clf = KerasClassifier(logits_model, **FAST).fit(X, Y_MULTI)
+    raw = np.asarray(clf.model_.predict(X, verbose=0))
+    assert (raw < 0).any()  # logits
+    proba = clf.predict_proba(X)
+    e = np.exp(raw - raw.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(proba, e / e.sum(axis=1, keepdims=True), atol=1e-5)
+
+
+class _Doubling(keras.Model):
+    """A model whose predict_step differs from calling it."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = keras.layers.Dense(1, activation="sigmoid")
+
+    def call(self, x):
+        return self.dense(x)
+
+    def predict_step(self, data):
+        return super().predict_step(data) * 0.5
+
+
+def test_predict_step_override_is_honoured_whatever_the_batch():
+    clf = KerasClassifier(_Doubling, loss="binary_crossentropy", **FAST)
+    clf.fit(X, Y_BIN)
+    whole = clf._predict_raw(X)  # 40 rows > batch 32: model.predict
+    small = clf._predict_raw(X[:3])  # one batch: once a direct call
+    np.testing.assert_allclose(small, whole[:3], atol=1e-6)
+    assert whole.max() <= 0.5
+
+
+class _CountBatches(keras.callbacks.Callback):
+    def __init__(self, start=0):
+        super().__init__()
+        self.batches = start
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self.batches += 1
+
+
+def test_predict_batch_size_and_callbacks_are_honoured():
+    seen = []
+
+    class Recorder(_CountBatches):
+        def on_predict_end(self, logs=None):
+            seen.append(self.batches)
+
+    counter = _CountBatches()
+    clf = KerasClassifier(
+        mlp,
+        loss="binary_crossentropy",
+        predict__batch_size=5,
+        predict__callbacks=[Recorder, counter],
+        **FAST,
+    ).fit(X, Y_BIN)
+    clf.predict(X[:12])
+    assert seen == [3]  # ceil(12 / 5) batches, seen by a fresh callback
+    assert counter.batches == 0  # instances are copied, as for fit
+
+
+def test_callbacks_param_is_used_for_prediction_too():
+    seen = []
+
+    class Recorder(_CountBatches):
+        def on_predict_end(self, logs=None):
+            seen.append(self.batches)
+
+    KerasClassifier(mlp, loss="binary_crossentropy", callbacks=[Recorder], **FAST).fit(
+        X, Y_BIN
+    ).predict(X[:3])
+    assert seen == [1]
+
+
+def test_dict_callbacks_with_routed_parameters():
+    seen = []
+
+    class Recorder(_CountBatches):
+        def on_train_end(self, logs=None):
+            seen.append(self.batches)
+
+    clf = KerasClassifier(
+        mlp,
+        loss="binary_crossentropy",
+        callbacks={"tag": Recorder},
+        callbacks__tag__start=7,
+        **FAST,
+    )
+    clone(clf).fit(X, Y_BIN)
+    assert seen == [7]
+
+
+@keras.saving.register_keras_serializable(package="hybridml_tests")
+class _Registered(keras.Model):
+    def __init__(self, units=1, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.dense = keras.layers.Dense(units, activation="sigmoid")
+
+    def call(self, x):
+        return self.dense(x)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_registered_subclassed_model_unpickles():
+    clf = KerasClassifier(
+        lambda: _Registered(), loss="binary_crossentropy", **FAST
+    ).fit(X, Y_BIN)
+    restored = pickle.loads(pickle.dumps(clf.set_params(model=None)))
+    assert isinstance(restored.model_, _Registered)
+    np.testing.assert_allclose(
+        restored.predict_proba(X), clf.predict_proba(X), atol=1e-6
+    )
+
+
+def test_failed_stratified_split_warns():
+    y = np.array(["a"] * 39 + ["b"])  # one "b": cannot be stratified
+    with pytest.warns(UserWarning, match="cannot be stratified"):
+        KerasClassifier(
+            mlp, loss="binary_crossentropy", validation_split=0.2, **FAST
+        ).fit(X, y)

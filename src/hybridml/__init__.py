@@ -24,6 +24,8 @@ _LAZY = {
     "run_baseline": "baseline.run",
     "forward_rows": "embed.transformer",
     "quiet": "_imports",
+    "make_finetune_classifier": "finetune_models",
+    "make_finetune_regressor": "finetune_models",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
@@ -39,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
         make_multimodal_transformer,
     )
     from .embed.transformer import KerasEmbeddingTransformer, forward_rows
+    from .finetune_models import make_finetune_classifier, make_finetune_regressor
     from .wrappers.classifier import KerasClassifier
     from .wrappers.regressor import KerasRegressor
 

@@ -43,38 +43,29 @@ and scale them as the backbone expects first (keras-hub's ``ImageConverter``).
 from __future__ import annotations
 
 import numbers
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.utils import check_array, check_random_state
+from sklearn.utils import check_array, check_consistent_length, check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._imports import import_keras
-from .._keras_io import model_from_bytes, model_to_bytes
 from .._validation import is_int as _is_int
+from . import raw_inputs as _raw
 from . import routing as _routing
-from .building import (
-    _clone_with_weights,
-    _custom_objects,
-    _declared,
-    _default_mlp,
-    _output_width,
-    _train_test_split,
-)
-from .seeding import (
-    _quiet_retracing,
-    _seeded,
-)
+from .building import _train_test_split
+from .compiling import _CompileMixin
+from .predicting import _PredictMixin
+from .seeding import _quiet_retracing, _seeded
+from .serialization import _SerializeMixin
 
 _X_DTYPES = ("float32", "float64")  # ints become float32; float64 is kept
 _EARLY_STOPPING_PATIENCE = 5  # epochs, for early_stopping=True
-_COMPILE_ROUTES = ("optimizer", "loss", "metrics", "compile")
 
 
-class _KerasBase(BaseEstimator):
+class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
     """What KerasClassifier and KerasRegressor share; see their docstrings."""
 
     _y_numeric = False
@@ -96,6 +87,7 @@ class _KerasBase(BaseEstimator):
         run_eagerly: bool = False,
         warm_start: bool = False,
         random_state: int | np.random.RandomState | None = None,
+        sequence_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.model = model
@@ -112,6 +104,7 @@ class _KerasBase(BaseEstimator):
         self.run_eagerly = run_eagerly
         self.warm_start = warm_start
         self.random_state = random_state
+        self.sequence_length = sequence_length
         self._kwargs = kwargs
 
     # -- parameters: the signature's, plus routed and bare extra keywords ------
@@ -214,60 +207,100 @@ class _KerasBase(BaseEstimator):
         keras = import_keras()
         self._check_params(keras)
         reuse = train and (partial or self.warm_start) and hasattr(self, "model_")
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            reset=not reuse,
-            allow_nd=True,
-            dtype=_X_DTYPES,
-            multi_output=True,
-            y_numeric=self._y_numeric,
-        )
-        if not reuse:
-            self.X_shape_, self.X_dtype_ = X.shape, X.dtype
+        X, y = self._validate(keras, X, y, reuse)
         codes = self._codes(y, reset=not reuse, classes=classes)
-        sample_weight = self._sample_weight(sample_weight, codes, len(X))
+        sample_weight = self._sample_weight(sample_weight, codes, _raw.n_rows(X))
         fit_kwargs = self._fit_kwargs(keras, fit_kwargs, partial)
         callbacks = self._make_callbacks(keras, fit_kwargs.pop("callbacks", None))
         epochs_done = len(next(iter(self.history_.values()), [])) if reuse else 0
         seed = self._seed(epochs_done)
+        history = {}
         with _seeded(seed), _quiet_retracing():
             if reuse:
-                model = self.model_
+                model, X = self.model_, self._model_inputs(self.model_, X)
             else:
-                model = self._build_and_compile(keras, X)
-            train_data, validation = self._split(
-                X, codes, sample_weight, fit_kwargs, seed
-            )
-            if validation is not None:
-                fit_kwargs["validation_data"] = validation
-            patience = self._patience()
-            if patience:
-                monitor = "val_loss" if validation is not None else "loss"
-                callbacks.append(
-                    keras.callbacks.EarlyStopping(
-                        monitor=monitor, patience=patience, restore_best_weights=True
-                    )
-                )
-            history = {}
+                model, X = self._build_and_compile(keras, X)
             if train:
-                X_train, y_train, sw_train = train_data
-                history = model.fit(
-                    X_train,
-                    y_train,
-                    sample_weight=sw_train,
-                    callbacks=callbacks,
-                    **fit_kwargs,
-                ).history
+                history = self._train(
+                    keras, model, X, codes, sample_weight, fit_kwargs, callbacks, seed
+                )
         self.model_ = model
+        self._record(history, reuse)
+        return self
+
+    def _validate(self, keras, X, y, reuse):
+        """Check X and y; raw text / images pass through to the preprocessor."""
+        if not _raw.looks_raw(X):
+            X, y = validate_data(
+                self,
+                X,
+                y,
+                reset=not reuse,
+                allow_nd=True,
+                dtype=_X_DTYPES,
+                multi_output=True,
+                y_numeric=self._y_numeric,
+            )
+            if not reuse:
+                self.X_shape_, self.X_dtype_ = X.shape, X.dtype
+            return X, y
+        model = self.model_ if reuse else self.model
+        if model is None or (
+            isinstance(model, keras.Model) and _raw.preprocessor_of(model) is None
+        ):
+            raise _raw.no_preprocessor_error(model)
+        y = validate_data(
+            self, "no_validation", y, multi_output=True, y_numeric=self._y_numeric
+        )
+        check_consistent_length(X, y)
+        if not reuse:
+            self.X_shape_, self.X_dtype_ = (len(X),), np.dtype(object)
+            for name in ("n_features_in_", "feature_names_in_"):
+                self.__dict__.pop(name, None)
+        return X, y
+
+    def _model_inputs(self, model, X):
+        """X as the model takes it: preprocessed once when it has a preprocessor."""
+        if _raw.preprocessor_of(model) is not None:
+            return _raw.preprocess(model, X)
+        if _raw.looks_raw(X):
+            raise _raw.no_preprocessor_error(model)
+        return X
+
+    def _train(self, keras, model, X, codes, sample_weight, kwargs, callbacks, seed):
+        """One ``model.fit`` call on the split, weighted, encoded data."""
+        train_data, validation = self._split(
+            model, X, codes, sample_weight, kwargs, seed
+        )
+        if validation is not None:
+            kwargs["validation_data"] = validation
+        patience = self._patience()
+        if patience:
+            monitor = "val_loss" if validation is not None else "loss"
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor=monitor, patience=patience, restore_best_weights=True
+                )
+            )
+        X_train, y_train, sw_train = train_data
+        fit = _raw.keras_method(keras, model, "fit")
+        with _raw.detached(model):
+            return fit(
+                X_train,
+                y_train,
+                sample_weight=sw_train,
+                callbacks=callbacks,
+                **kwargs,
+            ).history
+
+    def _record(self, history, reuse):
+        """Append this fit's per-epoch history to the previous fits' (warm start)."""
         previous = self.history_ if reuse else {}
         keys = [*previous, *(key for key in history if key not in previous)]
         self.history_ = {
             key: [*previous.get(key, []), *map(float, history.get(key, []))]
             for key in keys
         }
-        return self
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "model_")
@@ -299,6 +332,12 @@ class _KerasBase(BaseEstimator):
                 "fraction of the training data held out for validation."
             )
         self._patience()  # validates early_stopping
+        length = self.sequence_length
+        if length is not None and (not _is_int(length) or length < 1):
+            raise ValueError(
+                f"sequence_length: got {length!r}. Expected an int >= 1 (tokens per "
+                "text row) or None to keep the preprocessor's own length."
+            )
 
     def _patience(self) -> int:
         """Early-stopping patience in epochs; 0 when early stopping is off."""
@@ -360,133 +399,28 @@ class _KerasBase(BaseEstimator):
         )
         return made + list(extra or [])
 
-    def _build_and_compile(self, keras, X):
-        """Build (or clone the instance) and compile the model of this fit."""
-        params = self.get_params(deep=False)
-        optimizer = _routing.instantiate(
-            self.optimizer,
-            _routing.routed(self._kwargs, "optimizer"),
-            module=keras.optimizers,
-            route="optimizer",
-            fresh=True,
-        )
-        compile_kwargs = {"optimizer": optimizer, "run_eagerly": self.run_eagerly}
-        metrics = self.metrics
-        if metrics is None or isinstance(metrics, (list, tuple)):
-            metrics = _routing.instantiate_each(
-                metrics or [],
-                _routing.routed(self._kwargs, "metrics"),
-                module=keras.metrics,
-                route="metrics",
-                fresh=True,
-            )
-        if self.metrics is not None:
-            compile_kwargs["metrics"] = metrics
-        extra = _routing.routed(self._kwargs, "compile")
-        accepted = _routing.signature_names(keras.Model.compile) - {"self"}
-        _routing.check_names(extra, accepted, "keras.Model.compile", prefix="compile__")
-        compile_kwargs.update(extra)
-
-        if isinstance(self.model, keras.Model):
-            model, compiled = _clone_with_weights(keras, self.model, X), False
-            loss = self.loss
-            if loss is None and self.model.compiled:
-                loss = self.model.loss
-        else:
-            build = self.model if self.model is not None else _default_mlp
-            hint = self.loss if self.loss is not None else self._default_loss(None)
-            model = self._call_build(
-                build, {**compile_kwargs, "loss": self._loss(keras, hint)}
-            )
-            if not isinstance(model, keras.Model):
-                raise TypeError(
-                    f"model: the build callable returned {type(model).__name__}. "
-                    "Expected a keras.Model. Return the model from the function."
-                )
-            compiled, loss = model.compiled, self.loss
-        width = _output_width(keras, model, X)
-        if compiled:
-            if model.loss is None:
-                raise ValueError(
-                    "model: the build callable returned a model compiled without a "
-                    "loss. Expected a loss. Pass loss= to the estimator and return "
-                    "the model uncompiled, or compile it with a loss."
-                )
-            if "compile_kwargs" not in _declared(build):
-                self._warn_if_compile_params_ignored(params)
-            loss = model.loss
-            if self.run_eagerly:  # a debugging switch: honoured on any model
-                model.run_eagerly = True
-        else:
-            loss = self._loss(
-                keras, self._default_loss(width) if loss is None else loss
-            )
-            model.compile(**{**compile_kwargs, "loss": loss})
-        self._set_encoding(loss, width)
-        return model
-
-    def _loss(self, keras, spec):
-        routed = _routing.routed(self._kwargs, "loss")
-        return _routing.instantiate(
-            spec, routed, module=keras.losses, route="loss", fresh=False
-        )
-
-    def _call_build(self, build: Callable, compile_kwargs: dict) -> Any:
-        """Call the build callable with its routed and bare keyword arguments."""
-        params = self.get_params(deep=False)
-        bare = {k: v for k, v in self._kwargs.items() if not _routing.route_of(k)}
-        routed = _routing.routed(self._kwargs, "model")
-        accepted = _routing.signature_names(build)
-        name = getattr(build, "__name__", type(build).__name__)
-        where = f"the model callable {name}()"
-        if accepted is not None:
-            own = {"meta", "compile_kwargs", "params"}
-            estimator_params = BaseEstimator.get_params(self, deep=False)
-            _routing.check_names(bare, accepted - own, where, extra=estimator_params)
-            _routing.check_names(routed, accepted - own, where, prefix="model__")
-        declared = _declared(build)
-        kwargs = {**bare, **routed}
-        if "meta" in declared:
-            kwargs["meta"] = self._meta()
-        if "compile_kwargs" in declared:
-            kwargs["compile_kwargs"] = compile_kwargs
-        if "params" in declared:
-            kwargs["params"] = params
-        return build(**kwargs)
-
-    def _warn_if_compile_params_ignored(self, params):
-        given = [k for k in ("loss", "metrics") if params[k] is not None]
-        if not (isinstance(self.optimizer, str) and self.optimizer == "rmsprop"):
-            given.append("optimizer")
-        given += [k for k in params if _routing.route_of(k) in _COMPILE_ROUTES]
-        if given:
-            warnings.warn(
-                f"The build callable returned a compiled model, so {sorted(given)} "
-                "are not used. Compile inside the callable with its "
-                "compile_kwargs argument, or return the model uncompiled.",
-                UserWarning,
-                stacklevel=5,  # the caller of fit()
-            )
-
-    def _split(self, X, codes, sample_weight, fit_kwargs, seed):
+    def _split(self, model, X, codes, sample_weight, fit_kwargs, seed):
         """Training arrays and validation data, encoded for Keras."""
         split = fit_kwargs.pop("validation_split", 0.0)
         validation = fit_kwargs.pop("validation_data", None)
         if validation is not None:
             X_val, y_val, *rest = validation
-            X_val = validate_data(
-                self, X_val, reset=False, allow_nd=True, dtype=_X_DTYPES
-            )
+            if _raw.preprocessor_of(model) is not None:
+                X_val = _raw.preprocess(model, X_val)
+            else:
+                X_val = validate_data(
+                    self, X_val, reset=False, allow_nd=True, dtype=_X_DTYPES
+                )
             validation = (X_val, self._encode(self._codes(y_val)), *rest)
         elif split:
-            index = np.arange(len(X))
+            index = np.arange(len(codes))
             train, val = _train_test_split(index, split, seed, self._stratify(codes))
             sw = sample_weight
-            validation = (X[val], self._encode(codes[val]))
+            validation = (_raw.take(X, val), self._encode(codes[val]))
             if sw is not None:
                 validation += (sw[val],)
                 sample_weight = sw[train]
-            X, codes = X[train], codes[train]
+            X, codes = _raw.take(X, train), codes[train]
         return (X, self._encode(codes), sample_weight), validation
 
     def _sample_weight(self, sample_weight, codes, n_samples):
@@ -522,52 +456,6 @@ class _KerasBase(BaseEstimator):
 
     def _weigh_classes(self, weights, codes):
         return weights
-
-    # -- prediction ------------------------------------------------------------
-
-    def _predict_raw(self, X) -> np.ndarray:
-        """Model outputs for X, as a NumPy array."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, allow_nd=True, dtype=_X_DTYPES)
-        keras = import_keras()
-        routed = _routing.routed(self._kwargs, "predict")
-        if routed:
-            accepted = _routing.signature_names(keras.Model.predict) - {"self", "x"}
-            where = "keras.Model.predict"
-            _routing.check_names(routed, accepted, where, prefix="predict__")
-        kwargs = {"batch_size": self.batch_size or 32, "verbose": 0, **routed}
-        if len(X) <= kwargs["batch_size"] and set(kwargs) == {"batch_size", "verbose"}:
-            # One batch: calling the model skips predict()'s per-call set-up
-            # (a traced function per model: ~0.1 s on TensorFlow).
-            if X.dtype != keras.config.floatx():
-                X = X.astype(keras.config.floatx())
-            return keras.ops.convert_to_numpy(self.model_(X, training=False))
-        with _quiet_retracing():
-            return np.asarray(self.model_.predict(X, **kwargs))
-
-    # -- pickling: the fitted model travels as Keras' own .keras bytes -------
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(super().__getstate__())  # object's is __dict__ itself
-        model = state.pop("model_", None)
-        if model is not None:
-            state["_model_bytes"] = model_to_bytes(model)
-            state["_custom_objects"] = _custom_objects(
-                self.loss, self.optimizer, self.metrics, model.loss
-            )
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state = dict(state)
-        data = state.pop("_model_bytes", None)
-        custom_objects = state.pop("_custom_objects", {})
-        super().__setstate__(state)
-        if data is not None:
-            # safe_mode=False lets Lambda layers load; unpickling runs
-            # arbitrary code anyway.
-            self.model_ = model_from_bytes(
-                data, custom_objects=custom_objects, safe_mode=False
-            )
 
     @property
     def history_df_(self):

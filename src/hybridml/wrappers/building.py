@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -33,7 +34,7 @@ def _default_mlp(meta, hidden_layer_sizes=(100,), activation="relu"):
 
 def _base_meta(estimator) -> dict[str, Any]:
     return {
-        "n_features_in_": estimator.n_features_in_,
+        "n_features_in_": getattr(estimator, "n_features_in_", None),
         "feature_names_in_": getattr(estimator, "feature_names_in_", None),
         "X_shape_": estimator.X_shape_,
         "X_dtype_": estimator.X_dtype_,
@@ -106,5 +107,14 @@ def _train_test_split(index, size, seed, stratify):
         return train_test_split(
             index, test_size=size, random_state=seed, stratify=stratify
         )
-    except ValueError:  # a class too small to stratify
+    except ValueError as exc:  # a class too small to stratify
+        if stratify is None:
+            raise
+        warnings.warn(
+            f"validation_split: the split cannot be stratified ({exc}), so the "
+            "validation rows are drawn at random, unstratified. Lower "
+            "validation_split or pass validation_data=(X_val, y_val) to fit.",
+            UserWarning,
+            stacklevel=2,
+        )
         return train_test_split(index, test_size=size, random_state=seed)

@@ -10,6 +10,7 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import column_or_1d
 
+from . import docstrings as _docs
 from . import targets as _targets
 from .base import _KerasBase
 from .building import (
@@ -22,12 +23,7 @@ __all__ = ["KerasClassifier"]
 class KerasClassifier(ClassifierMixin, _KerasBase):
     """A Keras model as a scikit-learn classifier.
 
-    The model comes from ``model``: a callable that returns a compiled or
-    uncompiled ``keras.Model`` (it may declare ``meta`` and ``compile_kwargs``
-    to size layers from the data), a ``keras.Model`` instance (a copy is trained,
-    starting from its weights), or None for a multilayer perceptron. Every
-    parameter, and every routed ``<route>__<name>`` keyword, is tunable with
-    ``set_params`` and ``GridSearchCV``.
+    {intro}
 
     Parameters
     ----------
@@ -54,37 +50,13 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         get codes). ``loss__*`` instantiates it with arguments
         (``loss__from_logits=True``; probabilities then go through a
         softmax / sigmoid).
-    optimizer : str, keras optimizer class or instance, default="rmsprop"
-        ``optimizer__*`` instantiates it with arguments
-        (``optimizer__learning_rate=1e-3``). An instance is copied per fit.
-    metrics : list of str, class, instance or function, default=None
-        Extra metrics to record in ``history_``; ``metrics__<i>__*``
-        instantiates entry ``i`` with arguments.
-    epochs : int, default=1
-        Passes over the training data per ``fit`` (``partial_fit`` runs one).
-    batch_size : int, default=32
-        Rows per gradient step and per prediction batch (None: 32).
-    verbose : int, default=0
-        Keras' training progress output; prediction is always silent.
-    callbacks : list or dict of keras callbacks, classes or instances, default=None
-        Classes are instantiated per fit with ``callbacks__<key>__*`` (``key``
-        is the list index or dict key); instances are copied per fit.
+    {shared_parameters}
     validation_split : float, default=0.0
         Fraction of the training data held out, at random (stratified by
         class when possible), to report ``val_*`` in ``history_`` and drive
         early stopping. For a fixed set, pass ``fit(X, y,
         validation_data=(X_val, y_val))``.
-    early_stopping : bool or int, default=False
-        Stop when the validation loss (the training loss without validation
-        data) has not improved for this many epochs (True: 5), and restore
-        the best weights.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    run_eagerly : bool, default=False
-        Run Keras' training step eagerly (slow; for debugging).
-    warm_start : bool, default=False
-        Continue training the fitted ``model_`` on the next ``fit`` instead of
-        building a new one; ``history_`` is appended to.
+    {shared_training}
     random_state : int, RandomState instance or None, default=None
         Seeds Python's, NumPy's and the backend's generators during ``fit`` (the
         weights' initialisation, shuffling, dropout, the validation split), so
@@ -93,18 +65,11 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
     class_weight : dict, "balanced" or None, default=None
         Weights per class label, multiplied into ``sample_weight`` (neither
         argument is modified).
-    **kwargs : dict
-        Routed ``<route>__<name>`` parameters (routes: model, optimizer, loss,
-        metrics, callbacks, compile, fit, predict) and bare keywords for the
-        build callable. An unknown name raises an error naming the closest
-        valid one.
+    {shared_sequence_and_kwargs}
 
     Attributes
     ----------
-    model_ : keras.Model
-        The fitted network.
-    history_ : dict of str to list of float
-        Loss and metrics per epoch (``history_df_`` gives a DataFrame).
+    {shared_attributes}
     classes_ : ndarray of shape (n_classes,)
         The class labels (column indices for one-hot and multilabel targets).
     n_classes_ : int
@@ -114,12 +79,7 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         ``"multilabel-indicator"``.
     n_outputs_ : int
         1, or the number of labels of a multilabel target.
-    X_shape_ : tuple of int
-        Shape of the training X.
-    n_features_in_ : int
-        Number of features (X's second dimension) seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names of a DataFrame X.
+    {shared_shape_attributes}
 
     See Also
     --------
@@ -129,6 +89,8 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
 
     Notes
     -----
+    {raw_inputs_note}
+
     ``predict_proba`` always returns ``(n_samples, n_classes)`` with rows that
     sum to 1 (a one-unit sigmoid gives two columns); multilabel targets get one
     probability per label. Pickling, ``copy.deepcopy`` and joblib workers carry
@@ -170,6 +132,7 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         warm_start: bool = False,
         random_state: int | np.random.RandomState | None = None,
         class_weight: dict | str | None = None,
+        sequence_length: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(
@@ -187,6 +150,7 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
             run_eagerly=run_eagerly,
             warm_start=warm_start,
             random_state=random_state,
+            sequence_length=sequence_length,
             **kwargs,
         )
         self.class_weight = class_weight
@@ -324,3 +288,6 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
         return tags
+
+
+KerasClassifier.__doc__ = _docs.fill(KerasClassifier.__doc__, "classifier")

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin
 
+from . import docstrings as _docs
 from .base import _KerasBase
 from .building import (
     _base_meta,
@@ -18,12 +19,7 @@ __all__ = ["KerasRegressor"]
 class KerasRegressor(RegressorMixin, _KerasBase):
     """A Keras model as a scikit-learn regressor.
 
-    The model comes from ``model``: a callable that returns a compiled or
-    uncompiled ``keras.Model`` (it may declare ``meta`` and ``compile_kwargs``
-    to size layers from the data), a ``keras.Model`` instance (a copy is trained,
-    starting from its weights), or None for a multilayer perceptron. Every
-    parameter, and every routed ``<route>__<name>`` keyword, is tunable with
-    ``set_params`` and ``GridSearchCV``.
+    {intro}
 
     Parameters
     ----------
@@ -43,62 +39,26 @@ class KerasRegressor(RegressorMixin, _KerasBase):
     loss : str, keras loss class, instance or function, default=None
         None means ``mean_squared_error``. ``loss__*`` instantiates it with
         arguments (``loss="huber", loss__delta=2.0``).
-    optimizer : str, keras optimizer class or instance, default="rmsprop"
-        ``optimizer__*`` instantiates it with arguments
-        (``optimizer__learning_rate=1e-3``). An instance is copied per fit.
-    metrics : list of str, class, instance or function, default=None
-        Extra metrics to record in ``history_``; ``metrics__<i>__*``
-        instantiates entry ``i`` with arguments.
-    epochs : int, default=1
-        Passes over the training data per ``fit`` (``partial_fit`` runs one).
-    batch_size : int, default=32
-        Rows per gradient step and per prediction batch (None: 32).
-    verbose : int, default=0
-        Keras' training progress output; prediction is always silent.
-    callbacks : list or dict of keras callbacks, classes or instances, default=None
-        Classes are instantiated per fit with ``callbacks__<key>__*`` (``key``
-        is the list index or dict key); instances are copied per fit.
+    {shared_parameters}
     validation_split : float, default=0.0
         Fraction of the training data held out at random to report ``val_*``
         in ``history_`` and drive early stopping. For a fixed set, pass
         ``fit(X, y, validation_data=(X_val, y_val))``.
-    early_stopping : bool or int, default=False
-        Stop when the validation loss (the training loss without validation
-        data) has not improved for this many epochs (True: 5), and restore
-        the best weights.
-    shuffle : bool, default=True
-        Shuffle the training data every epoch.
-    run_eagerly : bool, default=False
-        Run Keras' training step eagerly (slow; for debugging).
-    warm_start : bool, default=False
-        Continue training the fitted ``model_`` on the next ``fit`` instead of
-        building a new one; ``history_`` is appended to.
+    {shared_training}
     random_state : int, RandomState instance or None, default=None
         Seeds Python's, NumPy's and the backend's generators during ``fit``, so
         fits repeat exactly on one backend; their previous states are restored
         afterwards. No determinism flag or environment variable is changed.
-    **kwargs : dict
-        Routed ``<route>__<name>`` parameters (routes: model, optimizer, loss,
-        metrics, callbacks, compile, fit, predict) and bare keywords for the
-        build callable. An unknown name raises an error naming the closest
-        valid one.
+    {shared_sequence_and_kwargs}
 
     Attributes
     ----------
-    model_ : keras.Model
-        The fitted network.
-    history_ : dict of str to list of float
-        Loss and metrics per epoch (``history_df_`` gives a DataFrame).
+    {shared_attributes}
     target_type_ : str
         ``"continuous"`` for 1-D y, ``"continuous-multioutput"`` for 2-D y.
     n_outputs_ : int
         Number of targets.
-    X_shape_ : tuple of int
-        Shape of the training X.
-    n_features_in_ : int
-        Number of features (X's second dimension) seen during fit.
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-        Column names of a DataFrame X.
+    {shared_shape_attributes}
 
     See Also
     --------
@@ -106,6 +66,8 @@ class KerasRegressor(RegressorMixin, _KerasBase):
 
     Notes
     -----
+    {raw_inputs_note}
+
     ``predict`` returns float64, 1-D for 1-D ``y``. Pickling,
     ``copy.deepcopy`` and joblib workers carry the fitted model as Keras
     ``.keras`` bytes.
@@ -204,3 +166,6 @@ class KerasRegressor(RegressorMixin, _KerasBase):
         tags = super().__sklearn_tags__()
         tags.target_tags.multi_output = True
         return tags
+
+
+KerasRegressor.__doc__ = _docs.fill(KerasRegressor.__doc__, "regressor")
