@@ -27,6 +27,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVC, SVR
 
+from .. import _pixels
 from .._imports import optional_import
 
 HEADS = ("logreg", "svc", "rf", "xgb", "knn")
@@ -129,25 +130,23 @@ def select(name: str, parts: list, head: object) -> Pipeline:
 
 
 def to_pil(item: object, where: str):
-    """One image cell (path, array or PIL image) as a PIL image."""
+    """One image cell (path, array or PIL image) as a PIL image.
+
+    Arrays follow the pixel-range rule of :mod:`hybridml._pixels` (uint8 in
+    [0, 255], floats in [0, 1]); files are decoded in full.
+    """
     pil = optional_import("PIL.Image")
     if isinstance(item, pil.Image):
         return item
     if isinstance(item, (str, Path)):
-        try:
-            with pil.open(item) as img:
-                img.load()
-                return img
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"image {where}: could not read {str(item)!r} ({exc}). "
-                "Expected a readable image file. Fix or remove this row."
-            ) from exc
+        return _pixels.open_image(item, f"image {where}")
     array = np.asarray(item)
-    if array.dtype.kind == "f":
-        scale = 255.0 if array.size and np.nanmax(array) <= 1.0 else 1.0
-        array = np.clip(np.nan_to_num(array) * scale, 0, 255)
-    array = array.astype(np.uint8)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(
+            f"image {where}: got an array of dtype {array.dtype}. Expected "
+            "numeric pixels. Pass one image (array, path or PIL image) per row."
+        )
+    array = _pixels.to_uint8(array, f"image {where}")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3):
