@@ -47,7 +47,8 @@ def get_embedder(spec: Any, dtype: str | None = None) -> Embedder:
     key = (spec_key(spec), dtype or "float32")
     with _LOCK:
         embedder = _REGISTRY.get(key)
-        if embedder is not None and key[0][0] != "preset" and embedder.spec is not spec:
+        by_id = key[0][0] == "model" or isinstance(key[0][1], int)
+        if embedder is not None and by_id and embedder.spec is not spec:
             embedder = None  # an id() reused by a new object: never serve the old
         if embedder is None:
             embedder = _load(spec, dtype)
