@@ -73,9 +73,10 @@ def main() -> dict[str, float]:
         KerasEmbeddingTransformer(BACKBONE, image_size=size),
         LogisticRegression(max_iter=2000),
     )
-    # The transformer's converter expects raw pixels in [0, 255].
-    probe.fit((X_train + 1.0) * 127.5, y_train)
-    scores["linear probe"] = accuracy_score(y_test, probe.predict((X_test + 1) * 127.5))
+    # Float pixels go in as [0, 1]; hybridml scales them for the converter.
+    probe.fit(np.clip((X_train + 1.0) / 2.0, 0.0, 1.0), y_train)
+    unit_test = np.clip((X_test + 1.0) / 2.0, 0.0, 1.0)
+    scores["linear probe"] = accuracy_score(y_test, probe.predict(unit_test))
     print(f"linear probe:  accuracy {scores['linear probe']:.3f} "
           f"({time.perf_counter() - start:.0f} s)")  # fmt: skip
 
