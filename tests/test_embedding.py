@@ -502,10 +502,12 @@ def test_text_to_an_image_backbone_and_images_to_a_text_one(
 def _expected_failures(estimator):
     return {
         "check_estimators_overwrite_params": (
-            "joblib.hash pickles the keras.Model parameter, and Keras records "
-            "call-time state (traced functions, built flags) on a model the first "
-            "time it runs; its weights and config do not change (see "
-            "test_fit_does_not_change_a_model_parameter)"
+            "joblib.hash pickles the keras.Model parameter, and a Keras pickle "
+            "is a .keras archive stamped with the time it was saved (metadata "
+            "date_saved, to the second), so any fit longer than a second changes "
+            "the hash; config and weights do not change (see "
+            "test_fit_does_not_change_a_model_parameter; a Task's preprocessor: "
+            "test_trust_embed.py::test_a_task_passed_as_backbone_is_not_mutated)"
         )
     }
 

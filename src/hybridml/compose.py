@@ -266,7 +266,10 @@ def make_hybrid_stack(
         if kinds is None:
             embed = KerasEmbeddingTransformer(backbone, cache=cache, **embed_params)
         else:
-            embed = ColumnTransformer(deepcopy(branches), sparse_threshold=0.0)
+            # clone, not deepcopy: branches share one loaded model and one cache
+            embed = ColumnTransformer(
+                [(n, clone(t), c) for n, t, c in branches], sparse_threshold=0.0
+            )
         estimators.append(
             (_name(head, estimators), Pipeline([("embed", embed), ("head", model)]))
         )

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import _pixels
 from .._imports import optional_import
 
 PIXELS_SIZE = 32  # raw-pixel baseline: images resized to 32 x 32
@@ -23,25 +24,23 @@ HOG_BINS = 9
 
 
 def to_pil(item: object, where: str):
-    """One image cell (path, array or PIL image) as a PIL image."""
+    """One image cell (path, array or PIL image) as a PIL image.
+
+    Arrays follow the pixel-range rule of :mod:`hybridml._pixels` (uint8 in
+    [0, 255], floats in [0, 1]); files are decoded in full.
+    """
     pil = optional_import("PIL.Image")
     if isinstance(item, pil.Image):
         return item
     if isinstance(item, (str, Path)):
-        try:
-            with pil.open(item) as img:
-                img.load()
-                return img
-        except (OSError, ValueError) as exc:
-            raise ValueError(
-                f"image {where}: could not read {str(item)!r} ({exc}). "
-                "Expected a readable image file. Fix or remove this row."
-            ) from exc
+        return _pixels.open_image(item, f"image {where}")
     array = np.asarray(item)
-    if array.dtype.kind == "f":
-        scale = 255.0 if array.size and np.nanmax(array) <= 1.0 else 1.0
-        array = np.clip(np.nan_to_num(array) * scale, 0, 255)
-    array = array.astype(np.uint8)
+    if array.dtype.kind not in "fiub":
+        raise ValueError(
+            f"image {where}: got an array of dtype {array.dtype}. Expected "
+            "numeric pixels. Pass one image (array, path or PIL image) per row."
+        )
+    array = _pixels.to_uint8(array, f"image {where}")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim not in (2, 3):

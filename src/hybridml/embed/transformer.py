@@ -16,10 +16,11 @@ import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._keras_io import is_keras_model, model_from_bytes, model_to_bytes
+from .._keras_io import is_keras_model
 from .._validation import check_int
 from . import inputs as _inputs
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
+from .pickling import SavedModel as _SavedModel
 
 __all__ = ["KerasEmbeddingTransformer", "forward_rows"]
 
@@ -52,10 +53,6 @@ def forward_rows() -> int:
     """
     return _FORWARD_ROWS
 
-
-# Models restored from pickles, by the sha256 of their saved bytes: every
-# unpickled copy of one estimator in a process shares one model object.
-_RESTORED: dict[str, Any] = {}
 
 _RECIPE_VERSION = 1  # bump when the embedding computation changes
 
@@ -231,6 +228,14 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         seq_len = None
         if embedder.modality == "text":
             seq_len = self.sequence_length or embedder.sequence_length
+            if self.sequence_length is None and not embedder.sequence_length_known:
+                warnings.warn(
+                    f"sequence_length: {embedder.source} names no sequence length "
+                    f"(neither its preprocessor nor the model); using {seq_len}. "
+                    "Pass sequence_length=... to choose it.",
+                    UserWarning,
+                    stacklevel=3,
+                )
             limit = embedder.max_sequence_length
             if limit and seq_len > limit:
                 raise ValueError(
@@ -250,6 +255,12 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         self.image_size_ = (
             embedder.image_size(self.image_size) if self.modality_ == "image" else None
         )
+        # transform uses what fit resolved, never parameters set after it
+        self._fitted = {
+            "backbone": self.backbone,
+            "dtype": self.dtype,
+            "image_size": self.image_size,
+        }
         return embedder, items
 
     def _check_params(self) -> None:
@@ -317,7 +328,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             One vector per row.
         """
         check_is_fitted(self)
-        embedder = get_embedder(self.backbone, self.dtype)
+        embedder = self._fitted_embedder()
         items = self._check_input(X, embedder, reset=False)
         return self._embed(embedder, items)
 
@@ -341,7 +352,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def fingerprint_(self) -> str:
         """sha256 of the weights, preprocessing and output-changing parameters."""
         check_is_fitted(self)
-        embedder = get_embedder(self.backbone, self.dtype)
+        embedder = self._fitted_embedder()
         payload = {
             "recipe": _RECIPE_VERSION,
             "model": embedder.digest(),
@@ -350,12 +361,20 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             "normalize": self.normalize_,
             "sequence_length": self.sequence_length_,
             "image_size": list(self.image_size_) if self.image_size_ else None,
-            "dtype": self.dtype or "float32",
+            "dtype": self._fitted_param("dtype") or "float32",
         }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
     # ------------------------------------------------------------------ helpers
+    def _fitted_param(self, name: str) -> Any:
+        fitted = getattr(self, "_fitted", None)
+        return getattr(self, name) if fitted is None else fitted[name]
+
+    def _fitted_embedder(self) -> Embedder:
+        """The embedder fit loaded (not whatever ``set_params`` named since)."""
+        return get_embedder(self._fitted_param("backbone"), self._fitted_param("dtype"))
+
     def _check_input(self, X: Any, embedder: Embedder, *, reset: bool) -> Any:
         if embedder.modality == "text":
             return _inputs.as_texts(X)
@@ -424,7 +443,9 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                     inputs = embedder.text_batch([token_of[j] for j in batch])
                 elif modality == "image":
                     images = [_inputs.load_image(items[unique[j]]) for j in batch]
-                    inputs = embedder.image_batch(images, self.image_size)
+                    inputs = embedder.image_batch(
+                        images, self._fitted_param("image_size")
+                    )
                 else:
                     inputs = np.asarray(items[[unique[j] for j in batch]])
                 try:
@@ -464,14 +485,29 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 
     def __getstate__(self) -> dict:
         state = super().__getstate__()
-        if is_keras_model(self.backbone):
-            state = {**state, "backbone": _SavedModel.from_model(self.backbone)}
+        fitted = state.get("_fitted")
+        saved: dict[int, _SavedModel] = {}  # one archive per distinct model
+
+        def save(value):
+            if not is_keras_model(value):
+                return value
+            if id(value) not in saved:
+                saved[id(value)] = _SavedModel.from_model(value)
+            return saved[id(value)]
+
+        state = {**state, "backbone": save(self.backbone)}
+        if fitted is not None:
+            state["_fitted"] = {**fitted, "backbone": save(fitted["backbone"])}
         return state
 
     def __setstate__(self, state: dict) -> None:
-        backbone = state.get("backbone")
-        if isinstance(backbone, _SavedModel):
-            state = {**state, "backbone": backbone.load()}
+        def load(value):
+            return value.load() if isinstance(value, _SavedModel) else value
+
+        state = {**state, "backbone": load(state.get("backbone"))}
+        fitted = state.get("_fitted")
+        if fitted is not None:
+            state["_fitted"] = {**fitted, "backbone": load(fitted["backbone"])}
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
@@ -528,34 +564,6 @@ def _is_numeric_spec(spec: Any) -> bool:
     except (AttributeError, ValueError):
         return False
     return not isinstance(inputs, (dict, list, tuple)) and len(inputs.shape) == 2
-
-
-class _SavedModel:
-    """A keras.Model as ``.keras`` bytes, for pickling the estimator."""
-
-    def __init__(self, data: bytes, digest: str) -> None:
-        self.data = data
-        self.digest = digest
-
-    @classmethod
-    def from_model(cls, model: Any) -> _SavedModel:
-        # The .keras archive records the time it was saved, so its bytes differ
-        # between saves; name the model by its config and weights instead.
-        from .._imports import import_keras
-
-        keras = import_keras()
-        h = hashlib.sha256(json.dumps(model.get_config(), default=str).encode())
-        for w in model.weights:
-            h.update(np.ascontiguousarray(keras.ops.convert_to_numpy(w)).tobytes())
-        return cls(model_to_bytes(model), h.hexdigest())
-
-    def load(self) -> Any:
-        digest = self.digest
-        model = _RESTORED.get(digest)
-        if model is None:
-            model = model_from_bytes(self.data, compile=False)
-            _RESTORED[digest] = model
-        return model
 
 
 _OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "oom ")
