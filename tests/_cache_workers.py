@@ -65,10 +65,11 @@ def embed_once(path, keys: list[str], batch: int, start_at: float = 0.0) -> int:
     return len(embedded)
 
 
-def embed_timed(path: str, keys: list[str], delay: float, start_at: float) -> list:
+def embed_timed(path: str, keys: list[str], delay: float, barrier) -> list:
     """``get_or_compute`` one key per batch; return each batch's (start, end)."""
     cache = EmbeddingCache(path)
-    _wait_until(start_at)
+    len(cache)  # opened before the common start
+    barrier.wait(60)  # start together, however slow the spawn
     spans = []
 
     def compute(missing):

@@ -316,8 +316,10 @@ def test_bad_max_size_is_rejected(value):
 def test_a_file_that_is_not_a_cache_is_rejected(tmp_path):
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not a database" * 100)
-    with pytest.raises(ValueError, match=r"not a usable embedding cache"):
+    with pytest.raises(ValueError, match=r"not a usable embedding cache") as e:
         len(EmbeddingCache(path))
+    assert "delete" not in str(e.value).lower()  # not our file to delete
+    assert path.read_text() == "hello, this is not a database" * 100
 
 
 def test_vectors_must_be_one_row_per_key(cache):

@@ -55,15 +55,15 @@ def test_processes_with_disjoint_rows_compute_at_the_same_time(tmp_path):
     # second process started only after the first had finished.
     path = str(tmp_path / "shared.sqlite")
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(2) as pool:
-        start_at = time.time() + 2.0
-        args = [(path, _keys(6, start), 0.15, start_at) for start in (0, 100)]
+    with ctx.Manager() as manager, ctx.Pool(2) as pool:
+        barrier = manager.Barrier(2)
+        args = [(path, _keys(8, start), 0.15, barrier) for start in (0, 100)]
         spans = pool.starmap(workers.embed_timed, args)
     (a0, a1), (b0, b1) = [(s[0][0], s[-1][1]) for s in spans]
     overlap = min(a1, b1) - max(a0, b0)
     assert overlap > 0.5 * min(a1 - a0, b1 - b0), spans
     cache = EmbeddingCache(path)
-    assert len(cache) == 12 and cache.stats()["written"] == 12
+    assert len(cache) == 16 and cache.stats()["written"] == 16
     assert _claims(path) == []
 
 

@@ -15,6 +15,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -117,8 +118,25 @@ def open_db(path: Path, timeout: float) -> sqlite3.Connection:
     """Open (creating if new) the cache at ``path``; refuse any other database.
 
     A file that is not ours is never written to: the checks only read, and the
-    WAL switch and the schema come after them.
+    WAL switch and the schema come after them. SQLite answers "locked" at once
+    (no busy wait) when several processes switch a new file to WAL together:
+    that is retried until ``timeout``.
     """
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _open_db(path, timeout)
+        except ValueError as exc:
+            cause = exc.__cause__
+            busy = isinstance(cause, sqlite3.OperationalError) and (
+                "locked" in str(cause) or "busy" in str(cause)
+            )
+            if not busy or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def _open_db(path: Path, timeout: float) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(
