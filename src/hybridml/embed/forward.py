@@ -89,8 +89,8 @@ def compile_forward(
     TensorFlow: traced with attention on the fused ``dot_product_attention``
     (:func:`fused_attention`) and, with ``jit``, compiled with XLA; together
     1.55x less CPU per MiniLM batch than a plain ``tf.function``
-    (``benchmarks/bench_levers.py``). ``jit=None`` reads the environment
-    variable ``HYBRIDML_TF_XLA`` ("0" turns XLA off; on otherwise); ``fuse``
+    (``benchmarks/bench_levers.py``). ``jit=None``: XLA for text backbones
+    unless the environment variable ``HYBRIDML_TF_XLA`` is "0"; ``fuse``
     False keeps the model's attention path as it is.
     """
     keras = quiet_import("keras")
@@ -127,8 +127,9 @@ def compile_forward(
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if jit is None:
-            jit = os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
+        if jit is None:  # measured on text backbones only
+            jit = embedder.modality == "text"
+            jit = jit and os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
 
         @tf.function(reduce_retracing=True, jit_compile=jit)
         def run_tf(inputs):
