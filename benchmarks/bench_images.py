@@ -8,9 +8,12 @@ converter, then one ``backbone.predict`` and average pooling.
 
 Each (method, size) runs in a fresh subprocess so its peak RSS (VmHWM) is its
 own. Both methods first embed 32 other images (load, trace/compile), then are
-timed on N images. Prints images/s, peak RSS and the RSS growth over the
-warmed-up process, at two sizes, and the ratios. ``HYBRIDML_FAST=1`` uses small
-sizes (a smoke run).
+timed on N images. Threads pinned to the core count for both (``_harness``).
+Prints images/s, images per process CPU-second (``getrusage``), peak RSS
+and the RSS growth over the warmed-up process, at two sizes, and the ratios.
+``HYBRIDML_FAST=1`` uses small sizes (a smoke run). The ratios are refused
+(with the reason) when the load average exceeded the core count or other
+processes used the CPUs meanwhile.
 
     python benchmarks/bench_images.py [--sizes 250 1000] [--batch-size 32]
 """
@@ -20,10 +23,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
+import _harness as H
 import numpy as np
 
 import hybridml
@@ -56,10 +59,11 @@ def worker_streaming(n: int, batch_size: int) -> dict:
     emb = KerasEmbeddingTransformer(BACKBONE, batch_size=batch_size)
     emb.fit_transform(paths[-WARMUP:])
     warm_rss = rss_mb("VmRSS")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), H.cpu_seconds()
     out = emb.transform(paths[:n])
-    seconds = time.perf_counter() - t
-    return {"seconds": seconds, "warm_rss": warm_rss, "shape": list(out.shape)}
+    seconds, cpu = time.perf_counter() - t, H.cpu_seconds() - c
+    return {"seconds": seconds, "cpu": cpu, "warm_rss": warm_rss,
+            "shape": list(out.shape)}  # fmt: skip
 
 
 def worker_naive(n: int, batch_size: int) -> dict:
@@ -86,19 +90,17 @@ def worker_naive(n: int, batch_size: int) -> dict:
 
     embed(paths[-WARMUP:])
     warm_rss = rss_mb("VmRSS")
-    t = time.perf_counter()
+    t, c = time.perf_counter(), H.cpu_seconds()
     out = embed(paths[:n])
-    seconds = time.perf_counter() - t
-    return {"seconds": seconds, "warm_rss": warm_rss, "shape": list(out.shape)}
+    seconds, cpu = time.perf_counter() - t, H.cpu_seconds() - c
+    return {"seconds": seconds, "cpu": cpu, "warm_rss": warm_rss,
+            "shape": list(out.shape)}  # fmt: skip
 
 
 def run_worker(method: str, n: int, batch_size: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", method, "--n", str(n)]
     cmd += ["--batch-size", str(batch_size)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{method} n={n} failed:\n{proc.stderr[-3000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return H.run_child(cmd, H.thread_env(H.CORES))
 
 
 def main() -> None:
@@ -111,6 +113,7 @@ def main() -> None:
 
     if args.worker:
         fn = worker_streaming if args.worker == "streaming" else worker_naive
+        H.pin_threads(H.CORES, os.environ.get("KERAS_BACKEND", "tensorflow"))
         result = fn(args.n, args.batch_size)
         result["peak_rss"] = rss_mb("VmHWM")
         print(json.dumps(result))
@@ -135,7 +138,8 @@ def main() -> None:
         f"backbone={BACKBONE}  batch_size={args.batch_size}  "
         f"images=Fashion-MNIST PNG files (28x28 -> 224x224)"
     )
-    header = f"{'method':10s} {'N':>5s} {'images/s':>9s} {'peak RSS MB':>12s}"
+    header = f"{'method':10s} {'N':>5s} {'images/s':>9s} {'per CPU-s':>9s}"
+    header += f" {'peak RSS MB':>12s}"
     print(header + f" {'growth MB':>10s}")
     results = {}
     for n in sizes:
@@ -146,10 +150,16 @@ def main() -> None:
             r["growth"] = r["peak_rss"] - r["warm_rss"]
             results[method, n] = r
             print(
-                f"{method:10s} {n:5d} {r['rate']:9.1f} {r['peak_rss']:12.0f} "
+                f"{method:10s} {n:5d} {r['rate']:9.1f} {n / r['cpu']:9.1f} "
+                f"{r['peak_rss']:12.0f} "
                 f"{r['growth']:10.0f}"
             )
     small, large = sizes
+    print(f"after: {H.uptime()}")
+    why = H.busy_reason(list(results.values()))
+    if why:
+        print(f"no ratios: the machine was busy ({why}); rerun on a quiet machine.")
+        return
     for method in ("streaming", "naive"):
         a, b = results[method, small], results[method, large]
         print(

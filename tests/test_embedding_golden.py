@@ -62,3 +62,22 @@ def test_batch_composition_does_not_change_vectors(minilm, golden):
     np.testing.assert_allclose(
         two.transform(sentences), minilm.transform(sentences), atol=1e-5
     )
+
+
+def test_tensorflow_xla_fused_forward_matches_the_plain_graph(minilm, golden):
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("XLA jit_compile is the TensorFlow forward's lever")
+    from hybridml.embed.backbones import get_embedder
+    from hybridml.embed.forward import compile_forward
+
+    emb = get_embedder(minilm.backbone)
+    inputs = emb.text_batch(emb.tokenize(golden[0][:6], 256))
+    plain = compile_forward(emb, "mean", True, jit=False, fuse=False)
+    xla = compile_forward(emb, "mean", True, jit=True)  # as shipped
+    assert xla.function_spec.jit_compile and not plain.function_spec.jit_compile
+    a, b = np.asarray(plain(inputs)), np.asarray(xla(inputs))
+    assert np.sum(a * b, axis=1).min() >= 0.99999
+    layers = emb.model._flatten_layers()
+    rates = [lay._dropout for lay in layers if hasattr(lay, "_dropout")]
+    assert rates and max(rates) > 0  # the fused trace restored the model's rates

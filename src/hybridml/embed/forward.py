@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -50,8 +52,47 @@ def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any
     return pooled
 
 
-def compile_forward(embedder: Any, pooling: str, normalize: bool) -> Callable:
-    """Build a forward function compiled once per backend, reused across calls."""
+@contextlib.contextmanager
+def fused_attention(keras: Any, model: Any):
+    """While tracing: attention dropout rate 0, so Keras uses the fused kernel.
+
+    Keras' ``MultiHeadAttention`` calls the backend's ``ops.dot_product_attention``
+    only when its dropout rate is 0. At ``training=False`` dropout does nothing,
+    so the traced graph computes the same function; the rates are restored
+    right after tracing (the model, perhaps a user's, is left as it was).
+    """
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.MultiHeadAttention) and layer._dropout
+    ]
+    rates = [layer._dropout for layer in layers]
+    for layer in layers:
+        layer._dropout = 0.0
+    try:
+        yield
+    finally:
+        for layer, rate in zip(layers, rates, strict=True):
+            layer._dropout = rate
+
+
+def compile_forward(
+    embedder: Any,
+    pooling: str,
+    normalize: bool,
+    *,
+    jit: bool | None = None,
+    fuse: bool = True,
+) -> Callable:
+    """Build a forward function compiled once per backend, reused across calls.
+
+    TensorFlow: traced with attention on the fused ``dot_product_attention``
+    (:func:`fused_attention`) and, with ``jit``, compiled with XLA; together
+    1.55x less CPU per MiniLM batch than a plain ``tf.function``
+    (``benchmarks/bench_levers.py``). ``jit=None``: XLA for text backbones
+    unless the environment variable ``HYBRIDML_TF_XLA`` is "0"; ``fuse``
+    False keeps the model's attention path as it is.
+    """
     keras = quiet_import("keras")
     model = embedder.model
     key = embedder.output_key
@@ -86,9 +127,16 @@ def compile_forward(embedder: Any, pooling: str, normalize: bool) -> Callable:
     if backend == "tensorflow":
         import tensorflow as tf
 
-        @tf.function(reduce_retracing=True)
+        if jit is None:  # measured on text backbones only
+            jit = embedder.modality == "text"
+            jit = jit and os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
+
+        @tf.function(reduce_retracing=True, jit_compile=jit)
         def run_tf(inputs):
-            return head(model(inputs, training=False), inputs)
+            if not fuse:
+                return head(model(inputs, training=False), inputs)
+            with fused_attention(keras, model):  # runs once per trace
+                return head(model(inputs, training=False), inputs)
 
         return run_tf
     if backend == "torch":
