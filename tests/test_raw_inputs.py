@@ -226,6 +226,15 @@ def test_image_arrays_paths_and_pil_predict_alike(image_clf, images, tmp_path):
     np.testing.assert_allclose(expected.sum(axis=1), 1.0, rtol=1e-5)
 
 
+def test_float_images_in_0_1_predict_as_uint8(image_clf, images):
+    # the pixel rule (hybridml._pixels): floats in [0, 1] are the same image
+    expected = image_clf.predict_proba(images[:3])
+    floats = images[:3].astype("float32") / 255.0
+    np.testing.assert_allclose(image_clf.predict_proba(floats), expected, atol=1e-5)
+    with pytest.raises(ValueError, match=r"X: got float pixels in \[0, 255\]"):
+        image_clf.predict_proba(images[:3].astype("float32"))
+
+
 def test_task_prediction_does_not_depend_on_the_batch(image_clf, images):
     # one small batch (once a direct model call, skipping the preprocessor)
     # must be the same computation as a large one

@@ -55,13 +55,12 @@ from .._imports import import_keras
 from .._validation import is_int as _is_int
 from . import raw_inputs as _raw
 from . import routing as _routing
-from .building import _train_test_split
+from .building import _X_DTYPES, _as_floatx, _pixel_dtype, _train_test_split
 from .compiling import _CompileMixin
 from .predicting import _PredictMixin
 from .seeding import _quiet_retracing, _seeded
 from .serialization import _SerializeMixin
 
-_X_DTYPES = ("float32", "float64")  # ints become float32; float64 is kept
 _EARLY_STOPPING_PATIENCE = 5  # epochs, for early_stopping=True
 
 
@@ -237,7 +236,7 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
                 y,
                 reset=not reuse,
                 allow_nd=True,
-                dtype=_X_DTYPES,
+                dtype=_pixel_dtype(X),
                 multi_output=True,
                 y_numeric=self._y_numeric,
             )
@@ -265,7 +264,7 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
             return _raw.preprocess(model, X)
         if _raw.looks_raw(X):
             raise _raw.no_preprocessor_error(model)
-        return X
+        return _as_floatx(import_keras(), X) if X.dtype.kind in "iu" else X
 
     def _train(self, keras, model, X, codes, sample_weight, kwargs, callbacks, seed):
         """One ``model.fit`` call on the split, weighted, encoded data."""

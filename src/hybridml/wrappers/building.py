@@ -7,6 +7,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .._imports import import_keras
@@ -118,3 +119,19 @@ def _train_test_split(index, size, seed, stratify):
             stacklevel=2,
         )
         return train_test_split(index, test_size=size, random_state=seed)
+
+
+_X_DTYPES = ("float32", "float64")  # ints become float32; float64 is kept
+
+
+def _pixel_dtype(X):
+    """The dtype X is validated to: integer images stay integers.
+
+    An image task applies the package's pixel rule (``hybridml._pixels``:
+    integers are 0-255, floats must be in [0, 1]) to what the user passed, so
+    integer pixels must not become 0-255 floats first; a model without a
+    preprocessor gets them as floats in ``_model_inputs``.
+    """
+    if isinstance(X, np.ndarray) and X.ndim == 4 and X.dtype.kind in "iu":
+        return None
+    return _X_DTYPES

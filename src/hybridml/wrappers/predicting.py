@@ -11,10 +11,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from .._imports import import_keras
 from . import raw_inputs as _raw
 from . import routing as _routing
-from .building import _as_floatx
+from .building import _X_DTYPES, _as_floatx, _pixel_dtype
 from .seeding import _quiet_retracing
-
-_X_DTYPES = ("float32", "float64")  # as in fit
 
 
 class _PredictMixin:
@@ -26,7 +24,9 @@ class _PredictMixin:
         model = self.model_
         if _raw.preprocessor_of(model) is not None:
             if not _raw.looks_raw(X):
-                X = validate_data(self, X, reset=False, allow_nd=True, dtype=_X_DTYPES)
+                X = validate_data(
+                    self, X, reset=False, allow_nd=True, dtype=_pixel_dtype(X)
+                )
             X = _raw.preprocess(model, X)
         elif _raw.looks_raw(X):
             raise _raw.no_preprocessor_error(model)

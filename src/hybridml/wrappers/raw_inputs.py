@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _pixels
 from ..embed.inputs import as_images, as_texts, load_image
 
 _CHUNK = 256  # rows preprocessed per call
@@ -126,7 +127,10 @@ def preprocess(model: Any, X: Any) -> Any:
     if modality(pre) == "text":
         rows: Any = as_texts(X)
     elif isinstance(X, np.ndarray) and X.dtype != object and X.ndim == 4:
-        rows = X  # numeric pixels as validated: the converter resizes / scales
+        # the package's pixel rule: floats in [0, 1] become 0-255, as the
+        # converter expects (it scales by 1/255 itself)
+        _pixels.check_range(X, "X")
+        rows = _pixels.to_0_255(X)
     else:
         rows = [load_image(item) for item in as_images(X)]
     parts = []
