@@ -219,6 +219,20 @@ def test_bad_parameters_raise_before_training(text_preset, params, error, match)
         ContrastiveFineTuner(text_preset, **params).fit(TEXTS, LABELS)
 
 
+def test_bad_targets_raise_before_the_model_loads(monkeypatch):
+    import hybridml.embed.backbones as backbones
+
+    def fail(*args, **kwargs):
+        raise AssertionError("loaded a model")
+
+    monkeypatch.setattr(backbones, "_load", fail)
+    tuner = ContrastiveFineTuner("no_such_preset_is_loaded")
+    with pytest.raises(ValueError, match="y: got None"):
+        tuner.fit(TEXTS, None)
+    with pytest.raises(ValueError, match="X: got None"):
+        tuner.fit(None, LABELS)
+
+
 def test_transform_before_fit_raises(text_preset):
     from sklearn.exceptions import NotFittedError
 
@@ -231,3 +245,34 @@ def test_feature_names(tuned):
     assert names[0] == "tuned0" and len(names) == tuned.embedding_dim_
     keras = quiet_import("keras")
     assert keras is not None
+
+
+# -- leaderboard rows --------------------------------------------------------------
+
+
+def test_finetune_candidates_tune_inside_the_pipeline(text_preset):
+    from hybridml.baseline.finetune_rows import finetune_candidates
+
+    args = ([text_preset, "img"], ["tiny", "cnn"], ["text", "image"], ["review"])
+    [cand] = finetune_candidates(*args, [], "classification", 0)
+    assert cand["kind"] == "tuned" and cand["features"] == "tiny (tuned)"
+    [(_, tuner, column)] = cand["model"][0].transformers
+    assert isinstance(tuner, ContrastiveFineTuner) and column == "review"
+    assert tuner.backbone == text_preset and tuner.random_state == 0
+    assert finetune_candidates(*args, [], "regression", 0) == []
+
+
+@pytest.mark.slow
+def test_baseline_finetune_adds_tuned_rows(text_preset):
+    import pandas as pd
+
+    from hybridml import run_baseline
+
+    frame = pd.DataFrame({"review": TEXTS, "label": LABELS})
+    board = run_baseline(
+        frame, target="label", text="review", backbones=[str(text_preset)],
+        heads="logreg", cv=2, stack=0, finetune=True,
+    )  # fmt: skip
+    tuned = board[board["kind"] == "tuned"]
+    assert len(tuned) == 1 and tuned["fit_s"].iloc[0] > 0
+    assert len(board[board["kind"] == "deep"]) == 1

@@ -72,6 +72,7 @@ def run_baseline(
     n_jobs: int | None = None,
     verbose: int = 0,
     progress: bool = False,
+    finetune: bool = False,
 ) -> pd.DataFrame:
     """Cross-validate pretrained embeddings x classical heads against baselines.
 
@@ -143,6 +144,10 @@ def run_baseline(
         ``1`` prints one line per step to stderr.
     progress : bool, default=False
         Show a progress bar while each backbone embeds.
+    finetune : bool, default=False
+        Add a ``"tuned"`` row per text backbone (classification): a
+        :class:`~hybridml.ContrastiveFineTuner` tuned inside each fold, then
+        logistic regression; its ``fit_s`` includes the tuning.
 
     Returns
     -------
@@ -253,6 +258,14 @@ def run_baseline(
     candidates = _candidates(
         rows, blocks, text, numeric, categorical, heads, task, random_state
     )
+    if finetune:  # hybridml.baseline.finetune_rows owns these rows
+        from .finetune_rows import describe, finetune_candidates
+
+        tab = _features.tabular_columns(numeric, categorical)
+        mods = [m for _, m, _ in embedders]
+        tuned = finetune_candidates(specs, names, mods, text, tab, task, random_state)
+        say(describe(tuned))
+        candidates += tuned
 
     splitter = _checks.make_splitter(task, cv, group_ids is not None, random_state)
     results = []

@@ -85,6 +85,7 @@ def _baseline(args: argparse.Namespace) -> int:
         metric=args.metric,
         task=args.task,
         stack=args.stack,
+        finetune=args.finetune,
         **_run_options(args),
     )
     return _report(board, args.output)
@@ -273,6 +274,12 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="use a stratified random subset of N rows",
+    )
+    p.add_argument(
+        "--finetune",
+        action="store_true",
+        help="add 'tuned' rows: each text backbone fine-tuned contrastively "
+        "(SetFit-style) inside each fold, then logistic regression",
     )
     p.set_defaults(handler=_baseline)
 

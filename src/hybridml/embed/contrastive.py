@@ -68,8 +68,15 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         Share of rows held out for early stopping.
     patience : int, default=2
         Epochs without improvement before stopping.
-    pooling, normalize, sequence_length, image_size
+    pooling : {"auto", "mean", "cls", "max", "gap", "last"}, default="auto"
+        As for :class:`~hybridml.KerasEmbeddingTransformer`; training uses the
+        same pooling.
+    normalize : bool or "auto", default="auto"
         As for :class:`~hybridml.KerasEmbeddingTransformer`.
+    sequence_length : int, default=None
+        Tokens per text (None: the preset's own).
+    image_size : int or (int, int), default=None
+        Size images are resized to (None: the preset's converter).
     embed_batch_size : int, default=32
         Rows per forward pass in ``transform``.
     cache : EmbeddingCache, str or path, default=None
@@ -175,9 +182,15 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             The tuned transformer.
         """
         self._check_params()
+        if X is None:
+            raise ValueError(
+                "X: got None. Expected the labelled rows to tune on (texts, "
+                "images or numeric rows)."
+            )
         view = self._new_view()
+        view._check_params()  # cheap checks first: no model is loaded yet
+        Y, groups, kind = label_targets(y, len(X))
         frozen, items = view._fit(X)
-        Y, groups, kind = label_targets(y, len(items))
         from .tuning import train
 
         self._copy_recipe(view)
