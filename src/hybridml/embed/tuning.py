@@ -9,6 +9,7 @@ memory grows with the batch size, not with the number of rows.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import keras
@@ -172,13 +173,17 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
                 patience=est.patience, restore_best_weights=True
             )
         )
-    history = encoder.fit(
-        fit_data,
-        validation_data=val,
-        epochs=est.epochs,
-        callbacks=callbacks,
-        verbose=1 if est.verbose else 0,
-    )
+    with warnings.catch_warnings():
+        # Layers feeding only an output the pooling does not use (BERT's CLS
+        # pooler when pooling="mean") get no gradient: expected, not a fault.
+        warnings.filterwarnings("ignore", message="Gradients do not exist")
+        history = encoder.fit(
+            fit_data,
+            validation_data=val,
+            epochs=est.epochs,
+            callbacks=callbacks,
+            verbose=1 if est.verbose else 0,
+        )
     return {
         "embedder": tuned_embedder(frozen, model),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
