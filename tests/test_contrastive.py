@@ -179,6 +179,7 @@ def test_cache_namespace_is_the_tuned_fingerprint(text_preset):
     np.testing.assert_array_equal(tuner.transform(TEXTS), Z)
 
 
+@pytest.mark.slow  # seven tuned fits
 def test_grid_search_and_cross_val_score(text_preset):
     pipe = make_pipeline(
         ContrastiveFineTuner(text_preset, **{**FAST, "epochs": 1}), LogisticRegression()
