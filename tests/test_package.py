@@ -34,6 +34,7 @@ def test_import_hybridml_loads_no_heavy_module():
 
 
 PUBLIC_API = [
+    "ContrastiveFineTuner",
     "EmbeddingCache",
     "KerasClassifier",
     "KerasEmbeddingTransformer",

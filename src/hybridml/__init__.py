@@ -17,6 +17,7 @@ _LAZY = {
     "KerasClassifier": "wrappers.classifier",
     "KerasRegressor": "wrappers.regressor",
     "KerasEmbeddingTransformer": "embed.transformer",
+    "ContrastiveFineTuner": "embed.contrastive",
     "EmbeddingCache": "cache.store",
     "make_embedding_pipeline": "compose",
     "make_hybrid_stack": "compose",
@@ -40,6 +41,7 @@ if TYPE_CHECKING:  # pragma: no cover
         make_hybrid_stack,
         make_multimodal_transformer,
     )
+    from .embed.contrastive import ContrastiveFineTuner
     from .embed.transformer import KerasEmbeddingTransformer, forward_rows
     from .finetune_models import make_finetune_classifier, make_finetune_regressor
     from .wrappers.classifier import KerasClassifier

@@ -13,6 +13,7 @@ import pandas as pd
 
 _COLOURS = {
     "deep": "#3b75af",
+    "tuned": "#2e8b57",
     "classical": "#a0a0a0",
     "stack": "#e1812c",
     "chance": "#dddddd",

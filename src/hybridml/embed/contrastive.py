@@ -1,0 +1,373 @@
+"""ContrastiveFineTuner: few-shot contrastive fine-tuning (SetFit-style)."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.utils.validation import check_is_fitted
+
+from .._keras_io import is_keras_model
+from .._validation import check_int
+from .backbones import Embedder, get_embedder
+from .pairs import label_targets
+from .transformer import KerasEmbeddingTransformer, _is_numeric_spec, _SavedModel
+
+__all__ = ["ContrastiveFineTuner"]
+
+_RECIPE = "contrastive-1"  # bump when tuned embeddings are computed differently
+LOSSES = ("cosine", "supcon")
+
+
+class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
+    """Fine-tune a backbone contrastively on labelled rows, then embed with it.
+
+    ``fit(X, y)`` trains a copy of the backbone so that rows sharing a label
+    embed close together and rows with different labels apart (SetFit's
+    recipe); ``transform`` embeds with the tuned copy. Put a classical head
+    after it: ``make_pipeline(ContrastiveFineTuner(), LogisticRegression())``
+    is SetFit, and any other head works too. The weights of the backbone you
+    pass are never changed.
+
+    Every pair of rows inside a batch is a training pair, so an epoch sees each
+    row once and about ``n * (batch_size - 1) / 2`` pairs: the cost is linear in
+    the number of rows, never quadratic. Rows sharing a label are batched two by
+    two, so each row has a positive partner whatever the number of classes.
+
+    Parameters
+    ----------
+    backbone : str, path, callable or keras.Model, default="all_minilm_l6_v2_en"
+        As for :class:`~hybridml.KerasEmbeddingTransformer` (text, image or
+        numeric backbones; the same pooling and normalisation recipe).
+    loss : {"cosine", "supcon"}, default="cosine"
+        ``"cosine"``: SetFit's CosineSimilarityLoss, the squared error between
+        each pair's cosine similarity and its label similarity (1 alike, 0
+        not). ``"supcon"``: supervised contrastive loss with in-batch negatives.
+    epochs : int, default=20
+        Passes over the labelled rows (a few-shot set is one or two batches).
+    learning_rate : float, default=5e-5
+        Peak learning rate of AdamW, reached after the warm-up, then cosine
+        decay to zero.
+    batch_size : int, default=16
+        Rows per training step; each step trains on all its pairs.
+    warmup_ratio : float, default=0.1
+        Fraction of the steps spent warming the learning rate up from zero.
+    weight_decay : float, default=0.01
+        AdamW's decoupled weight decay.
+    temperature : float, default=0.07
+        Temperature of ``loss="supcon"``.
+    early_stopping : bool or "auto", default="auto"
+        Hold out ``validation_fraction`` of each label's rows and stop when
+        their loss stops improving (best weights kept). ``"auto"``: only with
+        100 rows or more.
+    validation_fraction : float, default=0.1
+        Share of rows held out for early stopping.
+    patience : int, default=2
+        Epochs without improvement before stopping.
+    pooling : {"auto", "mean", "cls", "max", "gap", "last"}, default="auto"
+        As for :class:`~hybridml.KerasEmbeddingTransformer`; training uses the
+        same pooling.
+    normalize : bool or "auto", default="auto"
+        As for :class:`~hybridml.KerasEmbeddingTransformer`.
+    sequence_length : int, default=None
+        Tokens per text (None: the preset's own).
+    image_size : int or (int, int), default=None
+        Size images are resized to (None: the preset's converter).
+    embed_batch_size : int, default=32
+        Rows per forward pass in ``transform``.
+    cache : EmbeddingCache, str or path, default=None
+        Optional cache of embedded rows, keyed by :attr:`fingerprint_`, which
+        covers the tuned weights: vectors of the frozen model are never reused.
+    random_state : int, default=None
+        Seeds the batch plan, the copy's dropout and Keras; the same seed gives
+        the same tuned weights on one backend and machine.
+    verbose : int, default=0
+        Keras' progress bar during training and a bar while embedding when > 0.
+
+    Attributes
+    ----------
+    modality_, embedding_dim_, pooling_, normalize_, sequence_length_, image_size_
+        As for :class:`~hybridml.KerasEmbeddingTransformer`.
+    target_type_ : {"multiclass", "multilabel"}
+        What ``y`` was.
+    history_ : dict of list of float
+        Keras' per-epoch training (and validation) loss.
+    n_steps_ : int
+        Training steps taken.
+    n_pairs_ : int
+        Training pairs seen: ``n_steps_ * b * (b - 1) / 2`` for batch size b.
+    fingerprint_ : str
+        sha256 of the tuned weights, preprocessing and output parameters.
+
+    Examples
+    --------
+    A tiny numeric model stands in for a real backbone here.
+
+    >>> import keras, numpy as np
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from hybridml import ContrastiveFineTuner
+    >>> keras.utils.set_random_seed(0)
+    >>> inputs = keras.Input((4,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    >>> X = np.random.default_rng(0).normal(size=(16, 4))
+    >>> y = (X[:, 0] > 0).astype(int)
+    >>> clf = make_pipeline(ContrastiveFineTuner(model, epochs=2, random_state=0),
+    ...                     LogisticRegression()).fit(X, y)
+    >>> clf.predict(X).shape
+    (16,)
+    """
+
+    def __init__(
+        self,
+        backbone: Any = "all_minilm_l6_v2_en",
+        *,
+        loss: str = "cosine",
+        epochs: int = 20,
+        learning_rate: float = 5e-5,
+        batch_size: int = 16,
+        warmup_ratio: float = 0.1,
+        weight_decay: float = 0.01,
+        temperature: float = 0.07,
+        early_stopping: bool | str = "auto",
+        validation_fraction: float = 0.1,
+        patience: int = 2,
+        pooling: str = "auto",
+        normalize: bool | str = "auto",
+        sequence_length: int | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        embed_batch_size: int = 32,
+        cache: Any = None,
+        random_state: int | None = None,
+        verbose: int = 0,
+    ) -> None:
+        self.backbone = backbone
+        self.loss = loss
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.warmup_ratio = warmup_ratio
+        self.weight_decay = weight_decay
+        self.temperature = temperature
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.pooling = pooling
+        self.normalize = normalize
+        self.sequence_length = sequence_length
+        self.image_size = image_size
+        self.embed_batch_size = embed_batch_size
+        self.cache = cache
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: Any, y: Any) -> ContrastiveFineTuner:
+        """Fine-tune a copy of the backbone on ``X`` labelled by ``y``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+            Texts, images or numeric rows, as the backbone takes.
+        y : array-like of shape (n_samples,) or (n_samples, n_labels)
+            Class labels, or a binary indicator matrix (multi-label).
+
+        Returns
+        -------
+        self : ContrastiveFineTuner
+            The tuned transformer.
+        """
+        self._check_params()
+        if X is None:
+            raise ValueError(
+                "X: got None. Expected the labelled rows to tune on (texts, "
+                "images or numeric rows)."
+            )
+        view = self._new_view()
+        view._check_params()  # cheap checks first: no model is loaded yet
+        Y, groups, kind = label_targets(y, len(X))
+        frozen, items = view._fit(X)
+        from .tuning import train
+
+        self._copy_recipe(view)
+        self.target_type_ = kind
+        result = train(self, frozen, items, Y, groups)
+        self._tuned = result["embedder"]
+        self._weights = None
+        self.history_ = result["history"]
+        self.n_steps_ = result["steps"]
+        b = result["batch"]
+        self.n_pairs_ = self.n_steps_ * b * (b - 1) // 2
+        return self
+
+    def _check_params(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(
+                f"loss: got {self.loss!r}. Expected one of {list(LOSSES)}."
+            )
+        for name in ("epochs", "batch_size", "patience", "embed_batch_size"):
+            check_int(getattr(self, name), name)
+        if self.batch_size < 2:
+            raise ValueError(
+                f"batch_size: got {self.batch_size!r}. Expected at least 2: a "
+                "batch of one row holds no pair."
+            )
+        positive = {
+            "learning_rate": self.learning_rate,
+            "temperature": self.temperature,
+        }
+        for name, value in positive.items():
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name}: got {value!r}. Expected a number > 0.")
+        fractions = {
+            "warmup_ratio": self.warmup_ratio,
+            "validation_fraction": self.validation_fraction,
+            "weight_decay": self.weight_decay,
+        }
+        for name, value in fractions.items():
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name}: got {value!r}. Expected a number in [0, 1).")
+        if self.early_stopping not in ("auto", True, False):
+            raise ValueError(
+                f"early_stopping: got {self.early_stopping!r}. Expected True, "
+                "False or 'auto'."
+            )
+
+    def _new_view(self) -> _TunedEmbedding:
+        return _TunedEmbedding(
+            self.backbone,
+            pooling=self.pooling,
+            normalize=self.normalize,
+            sequence_length=self.sequence_length,
+            image_size=self.image_size,
+            batch_size=self.embed_batch_size,
+            cache=self.cache,
+            verbose=self.verbose,
+        )
+
+    _RECIPE_ATTRS = (
+        "modality_",
+        "embedding_dim_",
+        "pooling_",
+        "normalize_",
+        "sequence_length_",
+        "image_size_",
+    )
+
+    def _copy_recipe(self, view: KerasEmbeddingTransformer) -> None:
+        for name in (*self._RECIPE_ATTRS, "n_features_in_"):
+            if hasattr(view, name):
+                setattr(self, name, getattr(view, name))
+
+    # ------------------------------------------------------------------ transform
+    def transform(self, X: Any) -> np.ndarray:
+        """Embed each row of ``X`` with the tuned backbone.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples,) or (n_samples, n_features)
+            Texts, images or numeric rows.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, embedding_dim_), dtype float32
+            One vector per row.
+        """
+        check_is_fitted(self)
+        tuned = self._tuned_embedder()
+        view = self._new_view()
+        for name in (*self._RECIPE_ATTRS, "n_features_in_"):
+            if hasattr(self, name):
+                setattr(view, name, getattr(self, name))
+        view._fingerprint = self.fingerprint_
+        return view._embed(tuned, view._check_input(X, tuned, reset=False))
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns: ``tuned0`` ... ``tuned{dim-1}``.
+
+        Parameters
+        ----------
+        input_features : array-like of str, default=None
+            Ignored; accepted for API compatibility.
+
+        Returns
+        -------
+        names : ndarray of str objects
+            One name per embedding dimension.
+        """
+        check_is_fitted(self)
+        return np.array([f"tuned{i}" for i in range(self.embedding_dim_)], dtype=object)
+
+    @property
+    def fingerprint_(self) -> str:
+        """sha256 of the tuned weights, preprocessing and output parameters."""
+        check_is_fitted(self)
+        payload = {
+            "recipe": _RECIPE,
+            "model": self._tuned_embedder().digest(),
+            "pooling": self.pooling_,
+            "normalize": self.normalize_,
+            "sequence_length": self.sequence_length_,
+            "image_size": list(self.image_size_) if self.image_size_ else None,
+        }
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def _tuned_embedder(self) -> Embedder:
+        tuned = getattr(self, "_tuned", None)
+        if tuned is None:  # unpickled: rebuild the copy from the saved weights
+            from .tuning import copy_model, tuned_embedder
+
+            frozen = get_embedder(self.backbone)
+            model = copy_model(frozen.model)
+            model.set_weights(self._weights)
+            tuned = self._tuned = tuned_embedder(frozen, model)
+        return tuned
+
+    # ------------------------------------------------------------------ sklearn
+    def __sklearn_clone__(self) -> ContrastiveFineTuner:
+        params = {
+            name: value if name in ("backbone", "cache") else clone(value, safe=False)
+            for name, value in self.get_params(deep=False).items()
+        }
+        new = type(self)(**params)
+        if hasattr(self, "_metadata_request"):
+            new._metadata_request = copy.deepcopy(self._metadata_request)
+        return new
+
+    def __getstate__(self) -> dict:
+        state = dict(super().__getstate__())
+        if is_keras_model(self.backbone):
+            state["backbone"] = _SavedModel.from_model(self.backbone)
+        tuned = state.pop("_tuned", None)
+        if tuned is not None:
+            state["_weights"] = [np.asarray(w) for w in tuned.model.get_weights()]
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        backbone = state.get("backbone")
+        if isinstance(backbone, _SavedModel):
+            state = {**state, "backbone": backbone.load()}
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.required = True
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        if not _is_numeric_spec(self.backbone):
+            tags.input_tags.two_d_array = False
+            tags.input_tags.one_d_array = True
+            tags.input_tags.string = True
+        return tags
+
+
+class _TunedEmbedding(KerasEmbeddingTransformer):
+    """The embedding loop of KerasEmbeddingTransformer over a tuned embedder."""
+
+    @property
+    def fingerprint_(self) -> str:
+        return self._fingerprint

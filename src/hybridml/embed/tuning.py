@@ -1,0 +1,192 @@
+"""The training loop of ContrastiveFineTuner (imports keras: load lazily).
+
+A copy of the backbone is wrapped with the embedder's own pooling head and
+trained with ``Model.fit`` (so TensorFlow, JAX and PyTorch all work) on batches
+planned by :mod:`hybridml.embed.pairs`. Texts are tokenised once per fit; each
+batch is padded, and images decoded and resized, only when it is drawn, so
+memory grows with the batch size, not with the number of rows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import keras
+import numpy as np
+
+from . import inputs as _inputs
+from .backbones import Embedder
+from .contrastive_loss import make_loss
+from .forward import _pool
+from .pairs import batch_plan
+
+__all__ = ["copy_model", "train", "tuned_embedder"]
+
+
+def copy_model(model: Any) -> Any:
+    """A new, trainable model with ``model``'s architecture and weights."""
+    try:
+        new = type(model).from_config(model.get_config())
+    except Exception:  # a model whose class cannot rebuild itself from config
+        new = keras.models.clone_model(model)
+    new.set_weights(model.get_weights())
+    new.trainable = True
+    return new
+
+
+def tuned_embedder(frozen: Embedder, model: Any) -> Embedder:
+    """An :class:`Embedder` running ``model`` with ``frozen``'s preprocessing."""
+    return Embedder(
+        model,
+        frozen.modality,
+        source=f"{frozen.source} (tuned)",
+        tokenizer=frozen.tokenizer,
+        sequence_length=frozen.sequence_length,
+        converter=frozen.converter,
+        recipe=(frozen.default_pooling, frozen.default_normalize),
+    )
+
+
+class _PooledEncoder(keras.Model):
+    """Backbone plus the embedder's pooling head: one vector per row."""
+
+    def __init__(self, backbone, output_key, pooling, normalize, **kwargs):
+        super().__init__(**kwargs)
+        self.backbone = backbone
+        self.output_key = output_key
+        self.pooling = pooling
+        self.normalize = normalize
+
+    def call(self, inputs, training=False):
+        out = self.backbone(inputs, training=training)
+        if self.output_key is not None:
+            out = out[self.output_key]
+        mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
+        return _pool(keras, out, mask, self.pooling, self.normalize)
+
+
+class _Batches(keras.utils.PyDataset):
+    """Batches of (inputs, label indicators), re-planned each epoch."""
+
+    def __init__(self, make_inputs, Y, groups, batch_size, seed, fixed=False):
+        super().__init__()
+        self.make_inputs = make_inputs
+        self.Y = Y
+        self.groups = groups
+        self.batch_size = batch_size
+        self.rng = np.random.default_rng(seed)
+        self.fixed = fixed
+        self.plan = batch_plan(groups, batch_size, self.rng)
+
+    def __len__(self):
+        return len(self.plan)
+
+    def __getitem__(self, i):
+        idx = self.plan[i]
+        return self.make_inputs(idx), self.Y[idx]
+
+    def on_epoch_end(self):
+        if not self.fixed:
+            self.plan = batch_plan(self.groups, self.batch_size, self.rng)
+
+
+def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
+    modality = embedder.modality
+    if modality == "text":
+        tokens = embedder.tokenize(list(items), seq_len)  # once per fit
+        return lambda idx: embedder.text_batch([tokens[i] for i in idx])
+    if modality == "image":
+
+        def images(idx):
+            batch = [_inputs.load_image(items[i]) for i in idx]
+            return keras.ops.convert_to_numpy(embedder.image_batch(batch, image_size))
+
+        return images
+    data = np.asarray(items, dtype=np.float32)
+    return lambda idx: data[idx]
+
+
+def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified held-out slice: ``fraction`` of each group with 4+ rows."""
+    train, held = [], []
+    for g in np.unique(groups):
+        idx = rng.permutation(np.flatnonzero(groups == g))
+        k = int(len(idx) * fraction) if len(idx) >= 4 else 0
+        held.extend(idx[:k])
+        train.extend(idx[k:])
+    return np.sort(np.array(train, int)), np.sort(np.array(held, int))
+
+
+def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
+    """Fine-tune a copy of ``frozen.model`` as ``est``'s parameters say.
+
+    Returns the tuned :class:`Embedder`, Keras' history and the step count.
+    """
+    seed = est.random_state
+    if seed is not None:
+        keras.utils.set_random_seed(int(seed))
+    rng = np.random.default_rng(seed)
+    model = copy_model(frozen.model)
+    encoder = _PooledEncoder(
+        model,
+        frozen.output_key,
+        est.pooling_,
+        bool(est.normalize_),
+        name="pooled_encoder",
+    )
+    make_inputs = _input_maker(frozen, items, est.sequence_length_, est.image_size)
+    n = len(groups)
+    stop = est.early_stopping
+    use_val = (stop == "auto" and n >= 100) or stop is True
+    tr, held = (
+        _split(groups, est.validation_fraction, rng)
+        if use_val
+        else (np.arange(n), np.array([], int))
+    )
+    use_val = use_val and len(held) >= 2
+    if not use_val:
+        tr = np.arange(n)
+
+    def subset(rows):
+        return lambda idx: make_inputs(rows[idx])
+
+    fit_data = _Batches(
+        subset(tr), Y[tr], groups[tr], est.batch_size, rng.integers(2**31)
+    )
+    steps = len(fit_data) * est.epochs
+    warm = max(1, round(est.warmup_ratio * steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, steps - warm), warmup_target=est.learning_rate, warmup_steps=warm
+    )
+    encoder.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
+        loss=make_loss(est.loss, est.temperature),
+    )
+    callbacks, val = [], None
+    if use_val:
+        val = _Batches(
+            subset(held), Y[held], groups[held], est.batch_size, 0, fixed=True
+        )
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                patience=est.patience, restore_best_weights=True
+            )
+        )
+    with warnings.catch_warnings():
+        # Layers feeding only an output the pooling does not use (BERT's CLS
+        # pooler when pooling="mean") get no gradient: expected, not a fault.
+        warnings.filterwarnings("ignore", message="Gradients do not exist")
+        history = encoder.fit(
+            fit_data,
+            validation_data=val,
+            epochs=est.epochs,
+            callbacks=callbacks,
+            verbose=1 if est.verbose else 0,
+        )
+    return {
+        "embedder": tuned_embedder(frozen, model),
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+        "steps": len(history.history.get("loss", [])) * len(fit_data),
+        "batch": min(est.batch_size, len(tr)),
+    }

@@ -1,0 +1,279 @@
+"""ContrastiveFineTuner: few-shot contrastive fine-tuning on the tiny presets."""
+
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+from _embedding_helpers import FakeCache, numeric_model
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+
+from hybridml import ContrastiveFineTuner, KerasEmbeddingTransformer
+from hybridml._imports import quiet_import
+from hybridml.embed.pairs import batch_plan, label_targets
+
+GOOD = ["good movie", "great film", "i love this story", "very fun", "great plot"]
+BAD = ["bad movie", "terrible film", "i hate this story", "so boring", "bad plot"]
+TEXTS = np.array(GOOD + BAD + GOOD[::-1] + BAD[::-1], dtype=object)
+LABELS = np.array([1] * 5 + [0] * 5 + [1] * 5 + [0] * 5)
+FAST = {"epochs": 3, "learning_rate": 1e-2, "batch_size": 8, "random_state": 0}
+
+
+def _weights(model):
+    return [np.array(w) for w in model.get_weights()]
+
+
+def _batch_loss(tuner, X, y):
+    """The cosine objective over all pairs of X, with the tuner's current weights."""
+    Z = tuner.transform(X)
+    Z = Z / np.linalg.norm(Z, axis=1, keepdims=True)
+    same = (np.asarray(y)[:, None] == np.asarray(y)[None, :]).astype(float)
+    off = ~np.eye(len(y), dtype=bool)
+    return float(np.mean(((Z @ Z.T) - same)[off] ** 2))
+
+
+@pytest.fixture(scope="module")
+def tuned(text_preset):
+    return ContrastiveFineTuner(text_preset, **FAST).fit(TEXTS, LABELS)
+
+
+# -- pairs ----------------------------------------------------------------------
+
+
+def test_batch_plan_covers_each_row_once_with_a_positive_partner():
+    groups = np.repeat(np.arange(7), 4)  # 7 classes: random batches miss pairs
+    plan = batch_plan(groups, 6, np.random.default_rng(0))
+    flat = np.concatenate(plan)
+    assert all(len(b) == 6 for b in plan)
+    assert set(flat) == set(range(28)) and len(flat) - 28 < 6
+    for b in plan:
+        for i in b:
+            assert (groups[b] == groups[i]).sum() >= 2
+
+
+def test_pair_budget_is_linear_in_rows(text_preset):
+    # one epoch: n rows, n/b steps of b(b-1)/2 pairs each -> about n(b-1)/2
+    for n in (64, 256):
+        plan = batch_plan(np.arange(n) % 2, 16, np.random.default_rng(0))
+        assert len(plan) * 16 * 15 // 2 == n * 15 // 2
+
+
+def test_label_targets_multilabel_and_errors():
+    Y, groups, kind = label_targets(np.array([[1, 0], [1, 0], [0, 0], [0, 1]]), 4)
+    assert kind == "multilabel" and Y.shape == (4, 3)
+    assert groups[0] == groups[1] != groups[2]
+    with pytest.raises(ValueError, match="y: got None"):
+        label_targets(None, 3)
+    with pytest.raises(ValueError, match="y: got 2 labels for 3 rows"):
+        label_targets([0, 1], 3)
+    with pytest.raises(ValueError, match="single class"):
+        label_targets([1, 1, 1], 3)
+    with pytest.raises(ValueError, match="type 'continuous'"):
+        label_targets([0.5, 1.5, 2.1], 3)
+
+
+# -- tuning ---------------------------------------------------------------------
+
+
+def test_tuning_changes_weights_lowers_loss_and_leaves_the_user_model(text_preset):
+    frozen = KerasEmbeddingTransformer(text_preset).fit(TEXTS)
+    user_model = frozen._fit(None)[0].model
+    before = _weights(user_model)
+    tuner = ContrastiveFineTuner(text_preset, **FAST)
+    tuner.fit(TEXTS, LABELS)
+    tuned_w = _weights(tuner._tuned_embedder().model)
+    assert any(not np.allclose(a, b) for a, b in zip(before, tuned_w, strict=True))
+    for a, b in zip(before, _weights(user_model), strict=True):
+        np.testing.assert_array_equal(a, b)  # the shared model is untouched
+    assert _batch_loss(tuner, TEXTS, LABELS) < _batch_loss(frozen, TEXTS, LABELS)
+    assert tuner.history_["loss"][-1] < tuner.history_["loss"][0]
+    assert tuner.n_steps_ == 3 * 3 and tuner.n_pairs_ == 9 * 28
+
+
+def test_model_instance_backbone_is_not_modified():
+    model = numeric_model()
+    before = _weights(model)
+    X = np.random.default_rng(0).normal(size=(24, 5)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    tuner = ContrastiveFineTuner(model, **FAST).fit(X, y)
+    for a, b in zip(before, _weights(model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert tuner.transform(X).shape == (24, 4)
+    assert tuner._tuned_embedder().model is not model
+
+
+def test_random_state_repeats(text_preset, tuned):
+    again = ContrastiveFineTuner(text_preset, **FAST).fit(TEXTS, LABELS)
+    np.testing.assert_allclose(
+        again.transform(TEXTS), tuned.transform(TEXTS), atol=1e-5
+    )
+
+
+def test_supcon_loss_and_multilabel(text_preset):
+    y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5)
+    tuner = ContrastiveFineTuner(text_preset, loss="supcon", **FAST).fit(TEXTS, y)
+    assert tuner.target_type_ == "multilabel"
+    assert tuner.history_["loss"][-1] < tuner.history_["loss"][0]
+    assert tuner.transform(TEXTS).shape == (20, tuner.embedding_dim_)
+
+
+def test_images(cnn_preset):
+    rng = np.random.default_rng(0)
+    dark = rng.integers(0, 60, (8, 20, 20, 3))
+    light = rng.integers(180, 256, (8, 20, 20, 3))
+    X = np.concatenate([dark, light]).astype("uint8")
+    y = np.array([0] * 8 + [1] * 8)
+    tuner = ContrastiveFineTuner(cnn_preset, **FAST).fit(X, y)
+    assert tuner.modality_ == "image" and tuner.image_size_ == (32, 32)
+    Z = tuner.transform(X)
+    assert Z.shape == (16, tuner.embedding_dim_) and Z.dtype == np.float32
+
+
+def test_early_stopping_holds_out_a_slice():
+    X = np.random.default_rng(0).normal(size=(120, 5)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    params = {**FAST, "epochs": 2}
+    tuner = ContrastiveFineTuner(numeric_model(), **params).fit(X, y)
+    assert "val_loss" in tuner.history_  # auto: 100+ rows
+    off = ContrastiveFineTuner(numeric_model(), early_stopping=False, **params)
+    assert "val_loss" not in off.fit(X, y).history_
+
+
+def test_verbose_shows_keras_progress(text_preset, capsys):
+    params = {**FAST, "epochs": 1}
+    ContrastiveFineTuner(text_preset, verbose=1, **params).fit(TEXTS, LABELS)
+    out = capsys.readouterr()
+    assert "loss" in out.out + out.err
+
+
+# -- scikit-learn contract ---------------------------------------------------------
+
+
+def test_clone_is_untuned_and_pickle_carries_the_tuned_weights(tuned):
+    fresh = clone(tuned)
+    assert not hasattr(fresh, "history_") and fresh.get_params() == tuned.get_params()
+    restored = pickle.loads(pickle.dumps(tuned))
+    assert restored.__dict__.get("_tuned") is None
+    np.testing.assert_allclose(
+        restored.transform(TEXTS), tuned.transform(TEXTS), atol=1e-6
+    )
+    assert restored.fingerprint_ == tuned.fingerprint_
+
+
+def test_fingerprint_covers_the_tuned_weights(text_preset, tuned):
+    frozen = KerasEmbeddingTransformer(text_preset).fit(TEXTS)
+    assert tuned.fingerprint_ != frozen.fingerprint_
+    other = ContrastiveFineTuner(text_preset, **{**FAST, "random_state": 1})
+    assert other.fit(TEXTS, LABELS).fingerprint_ != tuned.fingerprint_
+
+
+def test_cache_namespace_is_the_tuned_fingerprint(text_preset):
+    cache = FakeCache()
+    tuner = ContrastiveFineTuner(text_preset, cache=cache, **FAST).fit(TEXTS, LABELS)
+    Z = tuner.transform(TEXTS)
+    assert {c[1] for c in cache.calls} == {tuner.fingerprint_}
+    np.testing.assert_array_equal(tuner.transform(TEXTS), Z)
+
+
+@pytest.mark.slow  # seven tuned fits
+def test_grid_search_and_cross_val_score(text_preset):
+    pipe = make_pipeline(
+        ContrastiveFineTuner(text_preset, **{**FAST, "epochs": 1}), LogisticRegression()
+    )
+    grid = GridSearchCV(
+        pipe,
+        {
+            "contrastivefinetuner__learning_rate": [1e-3, 1e-2],
+            "logisticregression__C": [1.0],
+        },
+        cv=2,
+    ).fit(TEXTS, LABELS)
+    assert len(grid.cv_results_["params"]) == 2
+    assert grid.predict(TEXTS).shape == (20,)
+    scores = cross_val_score(pipe, TEXTS, LABELS, cv=2)
+    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+
+
+@pytest.mark.parametrize(
+    "params, error, match",
+    [
+        ({"loss": "triplet"}, ValueError, "loss: got 'triplet'"),
+        ({"epochs": 0}, ValueError, "epochs: got 0"),
+        ({"batch_size": 1}, ValueError, "batch_size: got 1. Expected at least 2"),
+        ({"learning_rate": 0}, ValueError, "learning_rate: got 0"),
+        ({"temperature": -1.0}, ValueError, "temperature: got -1.0"),
+        (
+            {"warmup_ratio": 1.5},
+            ValueError,
+            r"warmup_ratio: got 1.5. Expected .* \[0, 1\)",
+        ),
+        ({"early_stopping": "yes"}, ValueError, "early_stopping: got 'yes'"),
+        ({"pooling": "median"}, ValueError, "pooling: got 'median'"),
+    ],
+)
+def test_bad_parameters_raise_before_training(text_preset, params, error, match):
+    with pytest.raises(error, match=match):
+        ContrastiveFineTuner(text_preset, **params).fit(TEXTS, LABELS)
+
+
+def test_bad_targets_raise_before_the_model_loads(monkeypatch):
+    import hybridml.embed.backbones as backbones
+
+    def fail(*args, **kwargs):
+        raise AssertionError("loaded a model")
+
+    monkeypatch.setattr(backbones, "_load", fail)
+    tuner = ContrastiveFineTuner("no_such_preset_is_loaded")
+    with pytest.raises(ValueError, match="y: got None"):
+        tuner.fit(TEXTS, None)
+    with pytest.raises(ValueError, match="X: got None"):
+        tuner.fit(None, LABELS)
+
+
+def test_transform_before_fit_raises(text_preset):
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        ContrastiveFineTuner(text_preset).transform(TEXTS)
+
+
+def test_feature_names(tuned):
+    names = tuned.get_feature_names_out()
+    assert names[0] == "tuned0" and len(names) == tuned.embedding_dim_
+    keras = quiet_import("keras")
+    assert keras is not None
+
+
+# -- leaderboard rows --------------------------------------------------------------
+
+
+def test_finetune_candidates_tune_inside_the_pipeline(text_preset):
+    from hybridml.baseline.finetune_rows import finetune_candidates
+
+    args = ([text_preset, "img"], ["tiny", "cnn"], ["text", "image"], ["review"])
+    [cand] = finetune_candidates(*args, [], "classification", 0)
+    assert cand["kind"] == "tuned" and cand["features"] == "tiny (tuned)"
+    [(_, tuner, column)] = cand["model"][0].transformers
+    assert isinstance(tuner, ContrastiveFineTuner) and column == "review"
+    assert tuner.backbone == text_preset and tuner.random_state == 0
+    assert finetune_candidates(*args, [], "regression", 0) == []
+
+
+@pytest.mark.slow
+def test_baseline_finetune_adds_tuned_rows(text_preset):
+    import pandas as pd
+
+    from hybridml import run_baseline
+
+    frame = pd.DataFrame({"review": TEXTS, "label": LABELS})
+    board = run_baseline(
+        frame, target="label", text="review", backbones=[str(text_preset)],
+        heads="logreg", cv=2, stack=0, finetune=True,
+    )  # fmt: skip
+    tuned = board[board["kind"] == "tuned"]
+    assert len(tuned) == 1 and tuned["fit_s"].iloc[0] > 0
+    assert len(board[board["kind"] == "deep"]) == 1
