@@ -40,6 +40,7 @@ PUBLIC_API = [
     "KerasRegressor",
     "__version__",
     "forward_rows",
+    "load_model",
     "make_embedding_pipeline",
     "make_hybrid_stack",
     "make_multimodal_transformer",

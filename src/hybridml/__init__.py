@@ -24,6 +24,7 @@ _LAZY = {
     "run_baseline": "baseline.run",
     "forward_rows": "embed.transformer",
     "quiet": "_imports",
+    "load_model": "baseline.saved",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401
     from ._imports import quiet
     from .baseline.run import run_baseline
+    from .baseline.saved import load_model
     from .cache.store import EmbeddingCache
     from .compose import (
         make_embedding_pipeline,
