@@ -237,9 +237,14 @@ def _curve(session: Any, row: dict, model: Any) -> str:
         sizes, _, test = learning_curve(
             clone(model), session.X, plan.y, groups=plan.group_ids,
             train_sizes=TRAIN_SIZES, cv=plan.splitter, scoring=plan.scorer,
-            shuffle=True, random_state=plan.random_state,
+            shuffle=True, random_state=plan.random_state, error_score=np.nan,
         )  # fmt: skip
     test = plan.sign * test
+    ok = ~np.isnan(test).any(axis=1)  # too few rows for a tuned head's inner CV
+    sizes, test = sizes[ok], test[ok]
+    if not len(sizes):
+        plt.close("all")
+        return ""
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.errorbar(sizes, test.mean(1), yerr=test.std(1), marker="o", capsize=3)
     ax.set(xlabel="training rows", ylabel=plan.metric_name)
