@@ -60,3 +60,14 @@ def test_heads_without_a_grid_are_returned_unchanged():
     assert ("rf", "classification") not in GRIDS
     ridge = tuned(object(), "logreg", "regression", "r2", 0)
     assert ridge.param_grid == {"alpha": [0.1, 1.0, 10.0]}
+
+
+def test_too_few_rows_per_class_skip_tuning_and_say_so():
+    wine = load_wine()
+    tiny = wine.groupby("label").head(4)  # 4 per class: 2-3 per training fold
+    session = run_steps(tiny, **SETTINGS)
+    heads = _heads(session)
+    assert not any(isinstance(h, GridSearchCV) for h in heads.values())
+    assert session.board.attrs["tuning"] == [
+        "none: too few rows per class for an inner 3-fold CV"
+    ]

@@ -85,6 +85,8 @@ def _tunable(cand: dict) -> str | None:
 
 def tune_candidates(candidates: list, plan: Any) -> list[str]:
     """Wrap each tunable candidate's head in place; return one line per grid."""
+    if not _enough_rows(plan):
+        return [f"none: too few rows per class for an inner {INNER_FOLDS}-fold CV"]
     used = {}
     for cand in candidates:
         name = _tunable(cand)
@@ -105,10 +107,22 @@ def tune_candidates(candidates: list, plan: Any) -> list[str]:
     ]
 
 
+def _enough_rows(plan: Any) -> bool:
+    """Whether each outer training fold can hold the inner folds."""
+    import numpy as np
+
+    if plan.task == "regression":
+        return len(plan.y) * (plan.cv - 1) // plan.cv >= 2 * INNER_FOLDS
+    smallest = int(np.bincount(plan.y).min())
+    return smallest * (plan.cv - 1) // plan.cv >= INNER_FOLDS
+
+
 def describe(lines: list[str], tune: bool) -> str:
     """The one line the CLI and the report print about tuning."""
     if not tune:
         return "heads: defaults, untuned (--no-tune)"
     if not lines:
         return "heads: defaults (no tunable head in this run)"
+    if lines[0].startswith("none: "):
+        return f"heads: defaults, untuned ({lines[0][len('none: ') :]})"
     return "heads tuned: " + "; ".join(lines)
