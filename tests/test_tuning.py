@@ -64,10 +64,13 @@ def test_heads_without_a_grid_are_returned_unchanged():
 
 def test_too_few_rows_per_class_skip_tuning_and_say_so():
     wine = load_wine()
-    tiny = wine.groupby("label").head(4)  # 4 per class: 2-3 per training fold
+    tiny = wine.groupby("label").head(40)  # 26 per class per training fold < 30
     session = run_steps(tiny, **SETTINGS)
     heads = _heads(session)
     assert not any(isinstance(h, GridSearchCV) for h in heads.values())
     assert session.board.attrs["tuning"] == [
-        "none: too few rows per class for an inner 3-fold CV"
+        "none: fewer than 10 rows per class in each fold of an inner 3-fold CV"
     ]
+    assert describe(session.board.attrs["tuning"], True).startswith(
+        "heads: defaults, untuned (fewer than 10 rows"
+    )

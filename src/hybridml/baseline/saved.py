@@ -194,6 +194,30 @@ def load_model(path: str | os.PathLike) -> HybridModel:
     Returns
     -------
     HybridModel
+        With ``predict(df)`` / ``predict_proba(df)``, ``columns``, ``roles``,
+        ``classes`` and the leaderboard ``row`` it came from.
+
+    Examples
+    --------
+    ``hybridml baseline ... --save-best model.hml`` writes such a file; here a
+    hand-made one-column model stands in for it:
+
+    >>> import tempfile, pandas as pd
+    >>> from sklearn.compose import ColumnTransformer
+    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.pipeline import Pipeline
+    >>> from hybridml import load_model
+    >>> from hybridml.baseline.saved import HybridModel, save_model
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]})
+    >>> cols = ColumnTransformer([("numeric", "passthrough", ["x"])])
+    >>> pipe = Pipeline([("features", cols), ("head", LinearRegression())])
+    >>> pipe = pipe.fit(df[["x"]], df["y"])
+    >>> roles = dict(target="y", text=[], image=[], numeric=["x"],
+    ...              categorical=[], groups=None)
+    >>> model = HybridModel(pipe, "regression", [], roles, [], {"head": "ols"})
+    >>> path = save_model(model, tempfile.mkdtemp() + "/model.hml")
+    >>> load_model(path).predict(pd.DataFrame({"x": [4.0]})).round(6).tolist()
+    [8.0]
     """
     import skops.io as sio
 

@@ -25,6 +25,9 @@ from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
 from .. import _heads
 
 INNER_FOLDS = 3
+# Below this many rows per class (per row, in regression) in each inner fold, the
+# inner CV picks by noise: such tiny runs keep the defaults.
+MIN_INNER_ROWS = 10
 
 # (head, task) -> the one parameter searched, with its grid
 GRIDS: dict[tuple[str, str], dict[str, list]] = {
@@ -86,7 +89,10 @@ def _tunable(cand: dict) -> str | None:
 def tune_candidates(candidates: list, plan: Any) -> list[str]:
     """Wrap each tunable candidate's head in place; return one line per grid."""
     if not _enough_rows(plan):
-        return [f"none: too few rows per class for an inner {INNER_FOLDS}-fold CV"]
+        return [
+            f"none: fewer than {MIN_INNER_ROWS} rows per class in each fold of an "
+            f"inner {INNER_FOLDS}-fold CV"
+        ]
     used = {}
     for cand in candidates:
         name = _tunable(cand)
@@ -112,9 +118,10 @@ def _enough_rows(plan: Any) -> bool:
     import numpy as np
 
     if plan.task == "regression":
-        return len(plan.y) * (plan.cv - 1) // plan.cv >= 2 * INNER_FOLDS
+        need = 2 * MIN_INNER_ROWS * INNER_FOLDS
+        return len(plan.y) * (plan.cv - 1) // plan.cv >= need
     smallest = int(np.bincount(plan.y).min())
-    return smallest * (plan.cv - 1) // plan.cv >= INNER_FOLDS
+    return smallest * (plan.cv - 1) // plan.cv >= MIN_INNER_ROWS * INNER_FOLDS
 
 
 def describe(lines: list[str], tune: bool) -> str:
