@@ -14,11 +14,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import FitFailedWarning
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 from sklearn.model_selection import cross_val_predict, learning_curve
 from threadpoolctl import threadpool_limits
@@ -233,7 +235,10 @@ def _curve(session: Any, row: dict, model: Any) -> str:
     import matplotlib.pyplot as plt
 
     plan = session.plan
-    with threadpool_limits(limits=1):
+    # the smallest sizes can be too small for a tuned head's inner CV: those
+    # points come back NaN and are left out below, without a warning per fit
+    with threadpool_limits(limits=1), warnings.catch_warnings():
+        warnings.simplefilter("ignore", FitFailedWarning)
         sizes, _, test = learning_curve(
             clone(model), session.X, plan.y, groups=plan.group_ids,
             train_sizes=TRAIN_SIZES, cv=plan.splitter, scoring=plan.scorer,
