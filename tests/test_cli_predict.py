@@ -107,3 +107,20 @@ def test_regression_end_to_end_and_proba_refused(tmp_path, capsys):
     argv += ["--proba"]
     assert main(argv) == 1
     assert "--proba: got a regression model" in capsys.readouterr().err
+
+
+def test_three_classes_round_trip_with_probabilities(tmp_path):
+    load_wine().to_csv(tmp_path / "wine.csv", index=False)
+    argv = ["baseline", str(tmp_path / "wine.csv"), "--target", "label", "--heads",
+            "logreg", "--cv", "3", "--stack", "0", "--output", str(tmp_path / "r"),
+            "--save-best", str(tmp_path / "w.hml"), "-q"]  # fmt: skip
+    assert main(argv) == 0
+    out = tmp_path / "pred.csv"
+    argv = ["predict", str(tmp_path / "w.hml"), str(tmp_path / "wine.csv"), "-o",
+            str(out), "--proba", "--keep", "label"]  # fmt: skip
+    assert main(argv) == 0
+    pred = pd.read_csv(out)
+    assert [c for c in pred.columns if c.startswith("proba_")] == [
+        "proba_class_0", "proba_class_1", "proba_class_2",
+    ]  # fmt: skip
+    assert (pred["predicted_label"] == pred["label"]).mean() > 0.9  # refit rows
