@@ -41,6 +41,7 @@ PUBLIC_API = [
     "KerasRegressor",
     "__version__",
     "forward_rows",
+    "load_model",
     "make_embedding_pipeline",
     "make_finetune_classifier",
     "make_finetune_regressor",

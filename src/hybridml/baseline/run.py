@@ -34,7 +34,7 @@ from . import table as _checks
 from .embed_table import _backbones, _display_name, embed_blocks, load_backbones
 from .evaluate import _candidates, _design_matrix, evaluate_candidates
 
-__all__ = ["run_baseline"]
+__all__ = ["run_baseline", "run_steps"]
 
 
 @dataclass
@@ -68,6 +68,19 @@ class Plan:
     random_state: Any
     n_jobs: Any
     splitter: Any = field(default=None)
+    tune: bool = True
+    tuning: list = field(default_factory=list)
+
+
+@dataclass
+class Session:
+    """What a run leaves behind for saving the winner and the HTML report."""
+
+    board: pd.DataFrame
+    plan: Plan
+    X: pd.DataFrame
+    results: list
+    embedders: list
 
 
 def run_baseline(
@@ -90,6 +103,7 @@ def run_baseline(
     n_jobs: int | None = None,
     verbose: int = 0,
     progress: bool = False,
+    tune: bool = True,
 ) -> pd.DataFrame:
     """Cross-validate pretrained embeddings x classical heads against baselines.
 
@@ -161,6 +175,11 @@ def run_baseline(
         ``1`` prints one line per step to stderr.
     progress : bool, default=False
         Show a progress bar while each backbone embeds.
+    tune : bool, default=True
+        Tune the heads lightly inside the folds: the regularisation of logistic
+        regression / ridge / SVC and the neighbours of k-NN, by an inner 3-fold
+        CV on each fold's training rows (:mod:`hybridml.baseline.tuning`).
+        ``attrs["tuning"]`` says what was searched. ``False``: defaults.
 
     Returns
     -------
@@ -185,7 +204,8 @@ def run_baseline(
     score is slightly optimistic; treat a small lead of the stack as a tie. Its
     inner folds (3, for the out-of-fold predictions its final model learns
     from) are stratified but not grouped.
-    Heads use fixed, untuned defaults, as do the classical baselines.
+    With ``tune=False`` heads use fixed, untuned defaults; random forests,
+    XGBoost, gradient boosting and the pixel / HOG baselines always do.
 
     Examples
     --------
@@ -201,14 +221,31 @@ def run_baseline(
     >>> board["mean"].round(2).tolist()
     [0.98, 0.96, 0.4]
     """
-    start = time.perf_counter()
-    say = _checks.make_printer(verbose)
-    plan = validate(
+    return run_steps(
         data, target=target, text=text, image=image, tabular=tabular,
         groups=groups, backbones=backbones, heads=heads, cv=cv, metric=metric,
-        task=task, stack=stack, limit=limit, random_state=random_state,
-        n_jobs=n_jobs,
-    )  # fmt: skip
+        task=task, stack=stack, cache=cache, limit=limit,
+        random_state=random_state, n_jobs=n_jobs, verbose=verbose,
+        progress=progress, tune=tune,
+    ).board  # fmt: skip
+
+
+def run_steps(
+    data: Any,
+    *,
+    cache: Any = None,
+    verbose: int = 0,
+    progress: bool = False,
+    tune: bool = True,
+    **settings: Any,
+) -> Session:
+    """:func:`run_baseline`, keeping the design matrix and the unfitted models."""
+    from .tuning import check_tune
+
+    start = time.perf_counter()
+    say = _checks.make_printer(verbose)
+    plan = validate(data, **settings)
+    plan.tune = check_tune(tune)
     # Everything above is cheap validation; the work starts here.
     embedders = load_backbones(plan.specs, cache, progress, say)
     say(
@@ -218,7 +255,8 @@ def run_baseline(
     blocks, rows, load_s = embed_blocks(plan, embedders, say)
     X, candidates = configure(plan, blocks, rows)
     results = evaluate_candidates(plan, X, candidates, say)
-    return assemble_board(plan, results, load_s, time.perf_counter() - start, say)
+    board = assemble_board(plan, results, load_s, time.perf_counter() - start, say)
+    return Session(board, plan, X, results, embedders)
 
 
 def validate(
@@ -287,6 +325,10 @@ def configure(plan: Plan, blocks: dict, rows: list) -> tuple[pd.DataFrame, list]
         rows, blocks, plan.text, plan.numeric, plan.categorical, plan.heads,
         plan.task, plan.random_state,
     )  # fmt: skip
+    if plan.tune:
+        from .tuning import tune_candidates
+
+        plan.tuning = tune_candidates(candidates, plan)
     return X, candidates
 
 
@@ -330,6 +372,7 @@ def assemble_board(
         "load_s": load_s,
         "random_state": plan.random_state,
         "warnings": notes,
+        "tuning": list(plan.tuning) if plan.tune else None,
         "elapsed_s": elapsed,
     }
     return board

@@ -13,9 +13,9 @@ DEMO_LIMIT = 2000  # measured: 2-5 min on 2 busy CPU cores; 4000 for all rows
 
 
 def baseline(args: argparse.Namespace) -> int:
-    from ..baseline import run_baseline
+    from ..baseline.run import run_steps
 
-    board = run_baseline(
+    session = run_steps(
         args.data,
         target=args.target,
         text=_split(args.text),
@@ -28,13 +28,14 @@ def baseline(args: argparse.Namespace) -> int:
         metric=args.metric,
         task=args.task,
         stack=args.stack,
+        tune=not args.no_tune,
         **_run_options(args),
     )
-    return _report(board, args.output)
+    return _finish(session, args)
 
 
 def demo(args: argparse.Namespace) -> int:
-    from ..baseline import run_baseline
+    from ..baseline.run import run_steps
     from ..datasets import load_rotten_tomatoes
 
     print(
@@ -43,18 +44,23 @@ def demo(args: argparse.Namespace) -> int:
         f"{args.cv}-fold CV, each film's reviews in one fold)?",
         file=sys.stderr,
     )
-    board = run_baseline(
+    session = run_steps(
         load_rotten_tomatoes(),
         target="label",
         text="text",
+        image=(),
         tabular=None,
         groups="movie",  # a film's reviews stay on one side of every split
         backbones=args.backbone or None,
         heads=args.heads,
         cv=args.cv,
+        metric=None,
+        task="auto",
+        stack=3,
+        tune=not args.no_tune,
         **_run_options(args),
     )
-    return _report(board, args.output)
+    return _finish(session, args)
 
 
 def _run_options(args: argparse.Namespace) -> dict:
@@ -189,3 +195,80 @@ def _remove_cache(cache: Path) -> None:
         path = cache.with_name(cache.name + suffix)
         if path.is_file():
             path.unlink()
+
+
+# -- from the leaderboard to a model: report.html, --save-best, predict --------
+
+
+def _finish(session, args: argparse.Namespace) -> int:
+    """The terminal table and report files, report.html, then the saved model."""
+    from ..baseline.html_report import write_html
+    from ..baseline.tuning import describe
+
+    status = _report(session.board, args.output)
+    print(describe(session.board.attrs.get("tuning") or [], not args.no_tune))
+    page = write_html(session, args.output, _command_line(args))
+    print(f"report.html: {page}")
+    rank = args.save if args.save is not None else 1
+    if args.save_best is not None:
+        from ..baseline.finalize import finalize
+        from ..baseline.saved import save_model
+
+        model = finalize(session, rank)
+        path = save_model(model, args.save_best)
+        row = model.row
+        print(
+            f"saved rank {rank} ({row['features']} + {row['head']}, "
+            f"{row['metric']} {row['mean']:.3f} +/- {row['std']:.3f} in CV), "
+            f"refitted on all {len(session.X)} rows, to {path}"
+        )
+    elif args.save is not None:
+        raise ValueError(
+            f"--save: got {args.save} without --save-best PATH. Expected both: "
+            "--save RANK names the row, --save-best PATH the file. Add --save-best."
+        )
+    return status
+
+
+def _command_line(args: argparse.Namespace) -> str:
+    """The command that reproduces this run, every option spelled out."""
+    import shlex
+
+    words = ["hybridml", args.command]
+    if getattr(args, "data", None) is not None:
+        words.append(str(args.data))
+    for key, value in sorted(vars(args).items()):
+        if key in ("command", "handler", "data") or value in (None, False, []):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            words.append(flag)
+        elif isinstance(value, list):
+            for item in value:
+                words += [flag, str(item)]
+        else:
+            words += [flag, str(value)]
+    return shlex.join(words)
+
+
+def predict(args: argparse.Namespace) -> int:
+    from ..baseline.predict import prediction_frame, write_predictions
+    from ..baseline.saved import load_model
+
+    output = Path(args.output)
+    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(
+            f"--output: got {str(output)!r}. Expected a .csv or .parquet file "
+            "name. Use e.g. -o predictions.csv."
+        )
+    model = load_model(args.model)
+    frame = prediction_frame(
+        model, args.data, proba=args.proba, keep=_split(args.keep), cache=args.cache
+    )
+    write_predictions(frame, output)
+    row = model.row
+    print(
+        f"wrote {output}: {len(frame)} predictions of {model.roles['target']!r} by "
+        f"{row['features']} + {row['head']} ({row['metric']} {row['mean']:.3f} in CV)"
+    )
+    return 0

@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_embed(sub)
     _add_demo(sub)
     _add_datasets(sub)
+    _add_predict(sub)
     return parser
 
 
@@ -177,3 +178,46 @@ def _common(p: argparse.ArgumentParser) -> None:
         "-q", "--quiet", action="store_true", help="print only the leaderboard"
     )
     p.add_argument("--n-jobs", type=int, dest="n_jobs", help="folds fitted in parallel")
+    _saving(p)
+
+
+def _saving(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--save-best",
+        metavar="PATH",
+        help="refit the best row on all rows and save it to PATH (.hml)",
+    )
+    p.add_argument(
+        "--save",
+        type=int,
+        metavar="RANK",
+        help="with --save-best: save the row of this rank instead of the best",
+    )
+    p.add_argument(
+        "--no-tune",
+        action="store_true",
+        help="keep the heads' defaults (default: tune C / alpha / k by inner CV)",
+    )
+
+
+def _add_predict(sub: Any) -> None:
+    p = sub.add_parser(
+        "predict",
+        help="apply a model saved by baseline --save-best to new rows",
+        description="Read the columns a saved model was trained on, embed them "
+        "with the same backbone (offline) and write one prediction per row.",
+    )
+    p.add_argument("model", help=".hml file written by baseline --save-best")
+    p.add_argument("data", help="CSV or Parquet file with the same columns")
+    p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    p.add_argument("--proba", action="store_true", help="add class probabilities")
+    p.add_argument(
+        "--keep",
+        action="append",
+        metavar="COL",
+        help="copy this column (e.g. an id) into the output; repeatable",
+    )
+    p.add_argument(
+        "--cache", metavar="PATH", help="EmbeddingCache SQLite file or folder"
+    )
+    p.set_defaults(handler=commands.predict)
