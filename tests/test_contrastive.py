@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 
 import numpy as np
+import pandas as pd
 import pytest
 from _embedding_helpers import FakeCache, numeric_model
 from sklearn.base import clone
@@ -261,6 +262,23 @@ def test_finetune_candidates_tune_inside_the_pipeline(text_preset):
     assert isinstance(tuner, ContrastiveFineTuner) and column == "review"
     assert tuner.backbone == text_preset and tuner.random_state == 0
     assert finetune_candidates(*args, [], "regression", 0) == []
+    both = finetune_candidates(
+        *args, [], "classification", 0, kinds=("contrastive", "end_to_end")
+    )
+    assert [c["kind"] for c in both] == ["finetuned", "tuned"]
+    e2e = both[0]["model"]
+    assert e2e[0].func(pd.DataFrame({"review": ["a b"]})).tolist() == ["a b"]
+    assert e2e[-1].random_state == 0
+
+
+def test_finetune_kinds_are_checked_before_any_work():
+    from hybridml.baseline.finetune_rows import check_finetune
+
+    assert check_finetune(False) == () and check_finetune(None) == ()
+    assert check_finetune(True) == ("contrastive", "end_to_end")
+    assert check_finetune("end_to_end") == ("end_to_end",)
+    with pytest.raises(ValueError, match=r"finetune: got 'setfit'\. Expected True"):
+        check_finetune("setfit")
 
 
 @pytest.mark.slow
@@ -272,8 +290,10 @@ def test_baseline_finetune_adds_tuned_rows(text_preset):
     frame = pd.DataFrame({"review": TEXTS, "label": LABELS})
     board = run_baseline(
         frame, target="label", text="review", backbones=[str(text_preset)],
-        heads="logreg", cv=2, stack=0, finetune=True,
+        heads="logreg", cv=2, stack=0, finetune=True, tune=False,
     )  # fmt: skip
     tuned = board[board["kind"] == "tuned"]
     assert len(tuned) == 1 and tuned["fit_s"].iloc[0] > 0
+    finetuned = board[board["kind"] == "finetuned"]
+    assert len(finetuned) == 1 and finetuned["fit_s"].iloc[0] > 0
     assert len(board[board["kind"] == "deep"]) == 1

@@ -1,21 +1,50 @@
 """Leaderboard rows with a fine-tuned backbone: ``hybridml baseline --finetune``.
 
-Each text backbone gets one "tuned" row: a :class:`~hybridml.ContrastiveFineTuner`
-on each text column, then logistic regression (SetFit's recipe). The tuner is a
-step of the cross-validated pipeline, so every fold tunes its own copy of the
-backbone on its own training rows (no leakage from the held-out fold); the
-row's ``fit_s`` column is that cost, tuning included, per fold.
+Two kinds of row per text backbone, next to the frozen rows:
+
+- ``"contrastive"`` (kind ``"tuned"``): a :class:`~hybridml.ContrastiveFineTuner`
+  on each text column, then logistic regression (SetFit's recipe);
+- ``"end_to_end"`` (kind ``"finetuned"``): the backbone with a classification
+  head, fine-tuned end to end on the first text column
+  (:func:`~hybridml.make_finetune_classifier`).
+
+Both are steps of the cross-validated pipeline, so every fold tunes its own
+copy of the backbone on its own training rows (no leakage from the held-out
+fold); the row's ``fit_s`` column is that cost, tuning included, per fold.
 """
 
 from __future__ import annotations
 
+import os
+from operator import itemgetter
 from typing import Any
 
-from . import features as _features
+from .. import _heads as _features
 
-__all__ = ["TUNED_HEAD", "finetune_candidates"]
+__all__ = ["KINDS", "TUNED_HEAD", "check_finetune", "finetune_candidates"]
 
 TUNED_HEAD = "logreg"
+KINDS = ("contrastive", "end_to_end")
+
+
+def check_finetune(value: Any) -> tuple[str, ...]:
+    """The row kinds ``finetune=`` asks for: False/None none, True both."""
+    if value is None or value is False:
+        return ()
+    if value is True:
+        return KINDS
+    items = value.split(",") if isinstance(value, str) else value
+    try:
+        kinds = tuple(dict.fromkeys(str(k).strip() for k in items if str(k).strip()))
+    except TypeError:
+        kinds = ("?",)
+    bad = [k for k in kinds if k not in KINDS]
+    if bad or not kinds:
+        raise ValueError(
+            f"finetune: got {value!r}. Expected True, False, or some of "
+            f"{', '.join(map(repr, KINDS))}. Pass e.g. finetune='contrastive'."
+        )
+    return kinds
 
 
 def finetune_candidates(
@@ -27,6 +56,7 @@ def finetune_candidates(
     task: str,
     seed: int | None,
     params: dict | None = None,
+    kinds: tuple[str, ...] = ("contrastive",),
 ) -> list[dict]:
     """Candidate dicts (as ``run._candidates`` makes) for the tuned rows.
 
@@ -42,6 +72,12 @@ def finetune_candidates(
     suffix = " + tabular" if tab else ""
     for spec, name, modality in zip(specs, names, modalities, strict=True):
         if modality != "text":
+            continue
+        if "end_to_end" in kinds and isinstance(spec, (str, os.PathLike)):
+            # make_finetune_classifier builds a task from a preset; a model
+            # instance given as a backbone gets no end-to-end row
+            out.append(_end_to_end(os.fspath(spec), name, text[0], seed))
+        if "contrastive" not in kinds:
             continue
         parts = [
             (
@@ -68,7 +104,30 @@ def finetune_candidates(
 
 def describe(candidates: list[dict[str, Any]]) -> str:
     """One line for the progress printer: what the tuned rows cost."""
+    kinds = sorted({c["kind"] for c in candidates})
     return (
-        f"fine-tuning {len(candidates)} backbone(s) inside each fold "
-        "(contrastive, SetFit-style): their fit_s includes the tuning"
+        f"fine-tuning {len(candidates)} row(s) ({', '.join(kinds)}) inside each "
+        "fold: their fit_s includes the tuning"
+    )
+
+
+def _end_to_end(spec: Any, name: str, column: str, seed: int | None) -> dict:
+    """The backbone plus a classification head, trained end to end."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    from ..finetune_models import make_finetune_classifier
+
+    model = Pipeline(
+        [
+            ("select", FunctionTransformer(itemgetter(column))),  # raw strings
+            ("head", make_finetune_classifier(spec, random_state=seed)),
+        ]
+    )
+    return dict(
+        kind="finetuned",
+        features=f"{name} (fine-tuned end to end)",
+        head="dense",
+        model=model,
+        embed_s=0.0,
     )

@@ -29,10 +29,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .. import _heads
 from .._validation import check_int
 from . import table as _checks
 from .embed_table import _backbones, _display_name, embed_blocks, load_backbones
 from .evaluate import _candidates, _design_matrix, evaluate_candidates
+from .finetune_rows import check_finetune
 
 __all__ = ["run_baseline", "run_steps"]
 
@@ -70,6 +72,9 @@ class Plan:
     splitter: Any = field(default=None)
     tune: bool = True
     tuning: list = field(default_factory=list)
+    finetune: tuple = ()
+    modalities: list = field(default_factory=list)
+    verbose: int = 0
 
 
 @dataclass
@@ -104,6 +109,7 @@ def run_baseline(
     verbose: int = 0,
     progress: bool = False,
     tune: bool = True,
+    finetune: bool | str | Sequence[str] = False,
 ) -> pd.DataFrame:
     """Cross-validate pretrained embeddings x classical heads against baselines.
 
@@ -181,6 +187,15 @@ def run_baseline(
         CV on each fold's training rows (:mod:`hybridml.baseline.tuning`).
         ``attrs["tuning"]`` says what was searched. ``False``: defaults.
 
+    finetune : bool, str or sequence of str, default=False
+        Add rows whose backbone is fine-tuned inside each fold (text
+        backbones, classification): ``"contrastive"`` (a
+        :class:`~hybridml.ContrastiveFineTuner`, SetFit-style, then logistic
+        regression; kind ``"tuned"``) and ``"end_to_end"``
+        (:func:`~hybridml.make_finetune_classifier` on the first text column;
+        kind ``"finetuned"``). ``True``: both. Their ``fit_s`` includes the
+        tuning, which costs far more than the frozen rows on a CPU.
+
     Returns
     -------
     pandas.DataFrame
@@ -226,7 +241,7 @@ def run_baseline(
         groups=groups, backbones=backbones, heads=heads, cv=cv, metric=metric,
         task=task, stack=stack, cache=cache, limit=limit,
         random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-        progress=progress, tune=tune,
+        progress=progress, tune=tune, finetune=finetune,
     ).board  # fmt: skip
 
 
@@ -237,6 +252,7 @@ def run_steps(
     verbose: int = 0,
     progress: bool = False,
     tune: bool = True,
+    finetune: Any = False,
     **settings: Any,
 ) -> Session:
     """:func:`run_baseline`, keeping the design matrix and the unfitted models."""
@@ -246,8 +262,11 @@ def run_steps(
     say = _checks.make_printer(verbose)
     plan = validate(data, **settings)
     plan.tune = check_tune(tune)
+    plan.finetune = check_finetune(finetune)
+    plan.verbose = verbose
     # Everything above is cheap validation; the work starts here.
     embedders = load_backbones(plan.specs, cache, progress, say)
+    plan.modalities = [modality for _, modality, _ in embedders]
     say(
         f"{len(plan.frame)} rows, {plan.task}, {plan.cv}-fold CV, "
         f"metric {plan.metric_name}"
@@ -329,7 +348,26 @@ def configure(plan: Plan, blocks: dict, rows: list) -> tuple[pd.DataFrame, list]
         from .tuning import tune_candidates
 
         plan.tuning = tune_candidates(candidates, plan)
+    if plan.finetune:
+        candidates += _finetune_candidates(plan)
     return X, candidates
+
+
+def _finetune_candidates(plan: Plan) -> list:
+    """The ``finetune=`` rows: tuned inside each fold (baseline.finetune_rows)."""
+    from .finetune_rows import describe, finetune_candidates
+
+    specs = plan.specs
+    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
+    tab = _heads.tabular_columns(plan.numeric, plan.categorical)
+    tuned = finetune_candidates(
+        specs, names, plan.modalities, plan.text, tab, plan.task,
+        plan.random_state, kinds=plan.finetune,
+    )  # fmt: skip
+    if tuned:
+        say = _checks.make_printer(plan.verbose)
+        say(describe(tuned))
+    return tuned
 
 
 def assemble_board(

@@ -29,6 +29,7 @@ def baseline(args: argparse.Namespace) -> int:
         task=args.task,
         stack=args.stack,
         tune=not args.no_tune,
+        finetune=args.finetune,
         **_run_options(args),
     )
     return _finish(session, args)

@@ -72,6 +72,17 @@ def _add_baseline(sub: Any) -> None:
         metavar="N",
         help="use a stratified random subset of N rows",
     )
+    p.add_argument(
+        "--finetune",
+        nargs="?",
+        const="contrastive,end_to_end",
+        default=False,
+        metavar="KINDS",
+        help="add rows whose text backbone is fine-tuned inside each fold: "
+        "'contrastive' (SetFit-style tuner + logistic regression), "
+        "'end_to_end' (backbone + classification head), or both (the default "
+        "when the flag has no value); slow on a CPU",
+    )
     p.set_defaults(handler=commands.baseline)
 
 
