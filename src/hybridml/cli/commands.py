@@ -13,8 +13,10 @@ DEMO_LIMIT = 2000  # measured: 2-5 min on 2 busy CPU cores; 4000 for all rows
 
 
 def baseline(args: argparse.Namespace) -> int:
+    from .._atomic import check_writable_folder
     from ..baseline import run_baseline
 
+    check_writable_folder(args.output, "--output")  # before the CV run
     board = run_baseline(
         args.data,
         target=args.target,
@@ -34,9 +36,11 @@ def baseline(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from .._atomic import check_writable_folder
     from ..baseline import run_baseline
     from ..datasets import load_rotten_tomatoes
 
+    check_writable_folder(args.output, "--output")
     print(
         "hybridml demo: which pretrained features + head best tell fresh from "
         f"rotten Rotten Tomatoes snippets ({args.limit} of the 4,000 shipped, "
@@ -82,6 +86,7 @@ def _report(board, output: str) -> int:
 
 
 def embed(args: argparse.Namespace) -> int:
+    from .._atomic import atomic_path, check_writable_file
     from ..baseline import embed_frame
 
     output = Path(args.output)
@@ -90,6 +95,7 @@ def embed(args: argparse.Namespace) -> int:
             f"--output: got {str(output)!r}. Expected a .parquet or .csv file "
             "name. Use e.g. -o embeddings.parquet."
         )
+    check_writable_file(output, "--output")  # before any model loads
     # Finished batches go to the cache, so an interrupted run resumes. Without
     # --cache it lives next to the output and is removed once the file is written.
     cache = args.cache
@@ -115,11 +121,11 @@ def embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".csv":
-        frame.to_csv(output, index=False)
-    else:
-        frame.to_parquet(output, index=False)
+    with atomic_path(output) as tmp:  # never a half-written file under the name
+        if output.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     if args.cache is None:
         cache.close()
         _remove_cache(cache.path)
@@ -132,6 +138,7 @@ def embed(args: argparse.Namespace) -> int:
 
 def datasets(args: argparse.Namespace) -> int:
     from .. import datasets
+    from .._atomic import atomic_path, check_writable_file
 
     loaders = {
         name[len("load_") :]: getattr(datasets, name)
@@ -153,9 +160,10 @@ def datasets(args: argparse.Namespace) -> int:
         raise ValueError(
             f"dataset: got {args.name!r}. Expected one of {', '.join(loaders)}.{hint}"
         )
+    output = check_writable_file(args.output or f"{args.name}.csv", "--output")
     frame = loaders[args.name]()
-    output = Path(args.output or f"{args.name}.csv")
-    frame.to_csv(output, index=False)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
     print(f"wrote {output}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     return 0
 
