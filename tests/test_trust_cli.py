@@ -327,3 +327,19 @@ def test_decompression_bomb_named_before_embedding(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # 24 x 24 > 2 x 100
     with pytest.raises(ValueError, match=r"16 of 16 .*\(DecompressionBombError"):
         _table.image_items(frame["path"], "path", tmp_path)
+
+
+def test_our_error_from_a_worker_is_still_one_line(
+    text_csv, tmp_path, monkeypatch, capsys
+):
+    def run(*args, **kwargs):  # joblib re-raises a worker's error in its own frame
+        from joblib import Parallel, delayed
+
+        def worker():
+            raise ValueError("head: got 'svm'. Expected one of logreg, svc.")
+
+        Parallel(n_jobs=2, backend="threading")(delayed(worker)() for _ in "ab")
+
+    monkeypatch.setattr(hybridml.baseline, "run_baseline", run)
+    err = _error(_baseline_argv(text_csv, tmp_path), capsys)
+    assert err == "error: head: got 'svm'. Expected one of logreg, svc.\n"

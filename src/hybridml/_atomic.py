@@ -102,8 +102,8 @@ def atomic_folder(
 def check_writable_file(target: str | os.PathLike, what: str) -> Path:
     """Check that a file can be written at ``target`` (before any long work).
 
-    Creates missing parent folders and probes them with a temporary file that
-    is removed at once; ``target`` itself is not touched. Raises a one-line
+    Probes the nearest existing folder with a temporary file that is removed
+    at once; creates nothing and leaves ``target`` untouched. Raises a one-line
     error naming ``what`` (e.g. ``"--output"``) and the fix.
     """
     target = Path(target).expanduser()
@@ -117,7 +117,7 @@ def check_writable_file(target: str | os.PathLike, what: str) -> Path:
 
 
 def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
-    """Check that files can be written inside ``folder`` (created if missing)."""
+    """Check that files can be written inside ``folder`` (made later if missing)."""
     folder = Path(folder).expanduser()
     if folder.exists() and not folder.is_dir():
         raise ValueError(
@@ -129,24 +129,24 @@ def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
 
 
 def _probe_folder(folder: Path, what: str, target: Path) -> None:
-    for part in (folder, *folder.parents):
-        if part.exists():
-            if not part.is_dir():
-                raise ValueError(
-                    f"{what}: got {str(target)!r}, but {str(part)!r} is a file, "
-                    "not a folder. Expected a path whose folders are folders. "
-                    "Choose another path."
-                )
-            break
+    """Write and remove a probe file in the nearest existing folder; create none."""
+    part = folder
+    while not part.exists() and part != part.parent:
+        part = part.parent
+    if not part.is_dir():
+        raise ValueError(
+            f"{what}: got {str(target)!r}, but {str(part)!r} is a file, not a "
+            "folder. Expected a path whose folders are folders. Choose another "
+            "path."
+        )
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".hybridml-probe-", dir=folder)
+        fd, probe = tempfile.mkstemp(prefix=".hybridml-probe-", dir=part)
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise ValueError(
             f"{what}: got {str(target)!r}, which cannot be written ({reason}: "
-            f"{exc.filename or str(folder)!r}). Expected a path in a folder you "
-            "can write to. Choose another path or fix the folder's permissions."
+            f"{str(part)!r}). Expected a path in a folder you can write to. "
+            "Choose another path or fix the folder's permissions."
         ) from exc

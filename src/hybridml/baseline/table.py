@@ -69,42 +69,48 @@ _OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 def _read_file(path: Path) -> pd.DataFrame:
     """Read a CSV / TSV / Parquet file; every failure names the file and a fix."""
     name = path.name.lower()
-    shown = repr(str(path))
+    if name.endswith((".parquet", ".pq")):
+        return _parse(path, "Parquet", pd.read_parquet)
+    sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
     try:
-        if name.endswith((".parquet", ".pq")):
-            return pd.read_parquet(path)
-        sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
-        try:
-            frame = pd.read_csv(path, sep=sep)
-        except UnicodeDecodeError as exc:
-            frame = _read_cp1252(path, sep, exc)
-    except pd.errors.EmptyDataError as exc:
-        raise ValueError(
-            f"data file {shown}: got an empty file. Expected a header line and "
-            "rows of data. Check that this is the right file."
-        ) from exc
-    except (pd.errors.ParserError, OSError, ValueError) as exc:
-        if isinstance(exc, OSError) and exc.strerror is not None:
-            raise  # permission denied etc.: the CLI names the file and the cause
-        kind = "Parquet" if name.endswith((".parquet", ".pq")) else "CSV"
-        cause = " ".join(str(exc).split())[:200]
-        raise ValueError(
-            f"data file {shown}: cannot be read as {kind} ({cause}). Expected a "
-            f"valid {kind} file. Check the file (quotes, a truncated copy) or "
-            "export it again."
-        ) from exc
+        frame = _parse(path, "CSV", pd.read_csv, sep=sep)
+    except UnicodeDecodeError as exc:
+        frame = _read_cp1252(path, sep, exc)
     if sep == "," and frame.shape[1] == 1:
         header = str(frame.columns[0])
         for other, word in _OTHER_SEPARATORS.items():
             if other in header:
                 raise ValueError(
-                    f"data file {shown}: got one column named {header[:60]!r}, "
-                    f"which looks {word}-separated. Expected comma-separated "
-                    f"values (or a .tsv file for tabs). Save it with commas, e.g. "
-                    f"pd.read_csv(path, sep={other!r}).to_csv('fixed.csv', "
-                    "index=False), or pass that DataFrame to run_baseline."
+                    f"data file {str(path)!r}: got one column named "
+                    f"{header[:60]!r}, which looks {word}-separated. Expected "
+                    "comma-separated values (or a .tsv file for tabs). Save it "
+                    f"with commas, e.g. pd.read_csv(path, sep={other!r})"
+                    ".to_csv('fixed.csv', index=False), or pass that DataFrame "
+                    "to run_baseline."
                 )
     return frame
+
+
+def _parse(path: Path, kind: str, reader: Callable, **kwargs: Any) -> pd.DataFrame:
+    """Call ``reader``; turn its parse errors into one line naming the file."""
+    try:
+        return reader(path, **kwargs)
+    except UnicodeDecodeError:
+        raise  # the caller retries another encoding
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(
+            f"data file {str(path)!r}: got an empty file. Expected a header line "
+            "and rows of data. Check that this is the right file."
+        ) from exc
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.strerror is not None:
+            raise  # permission denied etc.: the CLI names the file and the cause
+        cause = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"data file {str(path)!r}: cannot be read as {kind} ({cause}). "
+            f"Expected a valid {kind} file. Check the file (quotes, a truncated "
+            "copy) or export it again."
+        ) from exc
 
 
 def _read_cp1252(path: Path, sep: str, exc: UnicodeDecodeError) -> pd.DataFrame:
@@ -112,7 +118,7 @@ def _read_cp1252(path: Path, sep: str, exc: UnicodeDecodeError) -> pd.DataFrame:
     import warnings
 
     try:
-        frame = pd.read_csv(path, sep=sep, encoding="cp1252")
+        frame = _parse(path, "CSV", pd.read_csv, sep=sep, encoding="cp1252")
     except UnicodeDecodeError:
         raise ValueError(
             f"data file {str(path)!r}: got bytes that are neither UTF-8 nor "
@@ -125,7 +131,7 @@ def _read_cp1252(path: Path, sep: str, exc: UnicodeDecodeError) -> pd.DataFrame:
         "read it as Windows-1252 (cp1252). If accented letters look wrong, save "
         "the file as UTF-8.",
         UserWarning,
-        stacklevel=3,
+        stacklevel=4,
     )
     return frame
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 
 from .._imports import quiet_runtime
@@ -53,7 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return args.handler(args)
+        with warnings.catch_warnings():  # restores the user's hook afterwards
+            warnings.showwarning = _show_warning
+            return args.handler(args)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
@@ -68,7 +71,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _user_message(exc: BaseException) -> str | None:
     """The one-line message for an error the user can fix, else ``None`` (a bug)."""
     ours = isinstance(exc, OSError) and exc.strerror is None  # FileNotFoundError(msg)
-    if (ours or isinstance(exc, _DELIBERATE)) and _raised_by_hybridml(exc):
+    if (ours or isinstance(exc, _DELIBERATE)) and (
+        _raised_by_hybridml(exc) or _house_format(str(exc))
+    ):
         return _one_line(str(exc))
     module = type(exc).__module__ or ""
     if module == "PIL" or module.startswith("PIL."):
@@ -98,6 +103,16 @@ def _raised_by_hybridml(exc: BaseException) -> bool:
     return os.path.abspath(tb.tb_frame.f_code.co_filename).startswith(here + os.sep)
 
 
+def _house_format(message: str) -> bool:
+    """Whether a message reads "<what>: got <value>. Expected <what>. <fix>".
+
+    Our errors re-raised by joblib from a worker process no longer end in
+    hybridml's code; their wording still tells them from a library's.
+    """
+    got = message.find(": got ")
+    return got > 0 and message.find(". Expected ", got) > got
+
+
 _OS_FIXES = {
     errno.EACCES: "Choose a path you can write to, or fix its permissions.",
     errno.EPERM: "Choose a path you can write to, or fix its permissions.",
@@ -116,6 +131,11 @@ def _os_message(exc: OSError) -> str:
     where = f" {os.fspath(exc.filename)!r}" if exc.filename is not None else ""
     fix = _OS_FIXES.get(exc.errno, "Check the path, its permissions and free space.")
     return _one_line(f"file{where}: {what}. {fix}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning as one ``warning: ...`` line (no source line)."""
+    print(f"warning: {_one_line(str(message))}", file=file or sys.stderr)
 
 
 def _one_line(message: str) -> str:

@@ -121,6 +121,7 @@ def embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
+    output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as tmp:  # never a half-written file under the name
         if output.suffix.lower() == ".csv":
             frame.to_csv(tmp, index=False)
@@ -162,6 +163,7 @@ def datasets(args: argparse.Namespace) -> int:
         )
     output = check_writable_file(args.output or f"{args.name}.csv", "--output")
     frame = loaders[args.name]()
+    output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as tmp:
         frame.to_csv(tmp, index=False)
     print(f"wrote {output}: {len(frame)} rows, columns {', '.join(frame.columns)}")
