@@ -39,11 +39,16 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
+# Every test runs: the fast ones on each backend, the slow ones (a killed run
+# resuming, the real MiniLM demo, loky workers, reduced precision) once on
+# TensorFlow. `make test-slow` runs the slow ones on every backend.
 test: lint
 	@set -e; for b in $(BACKENDS); do \
 	  echo "=== pytest, KERAS_BACKEND=$$b"; \
 	  KERAS_BACKEND=$$b $(PYTEST) -m "not slow" -q; \
 	done
+	@echo "=== pytest -m slow, KERAS_BACKEND=tensorflow"
+	KERAS_BACKEND=tensorflow $(PYTEST) -m slow -q
 
 test-slow: $(VENV)/.dev
 	@set -e; for b in $(BACKENDS); do \

@@ -307,8 +307,8 @@ def test_unreadable_image_file_is_named(tmp_path):
     df["path"] = [str(tmp_path / p) for p in df["path"]]  # DataFrame: cwd-relative
     with pytest.raises(
         ValueError,
-        match=r"image path, row 2: could not read .*"
-        r"broken.png",
+        match=r"image column 'path': got 1 of 16 files that cannot be decoded "
+        r"\(row 2: '.*broken.png' \(UnidentifiedImageError",
     ):
         run_baseline(df, target="label", image="path", backbones=(), cv=2)
 

@@ -82,6 +82,23 @@ def test_save_rank_needs_save_best(tmp_path, capsys):
             "--output", str(tmp_path / "r"), "-q"]  # fmt: skip
     assert main(argv) == 1
     assert "--save: got 2 without --save-best PATH" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before the run wrote a report
+
+
+def test_save_best_and_predict_outputs_are_checked_before_model_work(tmp_path, capsys):
+    load_wine().to_csv(tmp_path / "wine.csv", index=False)
+    (tmp_path / "afile").write_text("x")
+    argv = ["baseline", str(tmp_path / "wine.csv"), "--target", "label", "--heads",
+            "logreg", "--cv", "3", "--stack", "0", "--no-tune", "--save-best",
+            str(tmp_path / "afile" / "m.hml"), "--output", str(tmp_path / "r"),
+            "-q"]  # fmt: skip
+    assert main(argv) == 1
+    assert "--save-best" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
+    argv = ["predict", str(tmp_path / "no-model.hml"), str(tmp_path / "wine.csv"),
+            "-o", str(tmp_path / "afile" / "p.csv")]  # fmt: skip
+    assert main(argv) == 1
+    assert "--output" in capsys.readouterr().err  # not the missing model file
 
 
 def test_regression_end_to_end_and_proba_refused(tmp_path, capsys):

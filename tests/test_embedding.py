@@ -291,7 +291,8 @@ def test_pipeline_column_transformer_and_feature_union(text_preset, text_embed):
 def test_loky_workers(text_embed):
     pipe = Pipeline([("embed", clone(text_embed)), ("clf", LogisticRegression())])
     scores = cross_val_score(pipe, TEXTS * 2, [0, 1, 0, 0, 1, 1] * 2, cv=2, n_jobs=2)
-    assert scores.shape == (2,) and np.all((scores >= 0) & (scores <= 1))
+    alone = cross_val_score(pipe, TEXTS * 2, [0, 1, 0, 0, 1, 1] * 2, cv=2, n_jobs=1)
+    np.testing.assert_allclose(scores, alone)  # workers compute what one process does
 
 
 # -- cache call pattern (a dict-backed fake; the real cache: test_cache.py) -------

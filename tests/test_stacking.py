@@ -140,9 +140,11 @@ def test_svc_head_gives_calibrated_probabilities_without_deprecated_flag(
         proba = pipe.fit(X, y).predict_proba(X[:5])
     assert proba.shape == (5, 2)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
-    assert "probability" not in pipe[-1].estimator.get_params() or (
-        pipe[-1].estimator.probability in (False, "deprecated")
-    )
+    svc = pipe[-1].calibrated_classifiers_[0].estimator  # calibrated from an SVC
+    margin = svc.decision_function(pipe[:-1].transform(X[:5]))
+    order = np.argsort(proba[:, 1])  # Platt scaling is monotone in the margin
+    assert type(svc).__name__ == "SVC" and 0 < proba.min() and proba.max() < 1
+    assert list(np.argsort(margin)) in (list(order), list(order[::-1]))
 
 
 # -- embed once: one process --------------------------------------------------------
@@ -293,7 +295,8 @@ def test_out_of_fold_matrix_is_what_the_final_estimator_learned_from(
     oof = out_of_fold_predictions(stack, X, y)
     assert forward_rows() == embedded  # recomputed from the cache
     assert oof.shape == (50, 3)  # binary: one probability column per head
-    assert ((oof >= 0) & (oof <= 1)).all()
+    in_sample = stack.estimators_[0].predict_proba(X)[:, 1]
+    assert not np.allclose(oof[:, 0], in_sample)  # out of fold, not refits' own
     final = clone(stack.final_estimator_).fit(oof, np.searchsorted(stack.classes_, y))
     np.testing.assert_allclose(final.coef_, stack.final_estimator_.coef_, rtol=1e-6)
 

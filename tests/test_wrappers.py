@@ -798,8 +798,8 @@ def test_classifier_meta_estimators():
     assert len(ovr.estimators_) == 3
     proba = cross_val_predict(clf, X, Y_MULTI, cv=2, method="predict_proba")
     assert proba.shape == (40, 3)
-    auc = cross_val_score(clf, X, Y_BIN, cv=2, scoring="roc_auc")
-    assert ((auc >= 0) & (auc <= 1)).all()
+    auc = cross_val_score(clf, X, Y_BIN, cv=2, scoring="roc_auc", error_score="raise")
+    assert auc.shape == (2,) and np.isfinite(auc).all()  # a failed fold raises
 
 
 def test_regressor_meta_estimators():

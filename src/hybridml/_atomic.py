@@ -24,18 +24,30 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``target`` is untouched.
     """
     target = Path(target)
+    # the target's extension last, so writers that go by it (savefig) still do
     fd, tmp = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
+        prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
     )
     os.close(fd)
     tmp_path = Path(tmp)
     try:
+        os.chmod(tmp_path, _file_mode(target))  # mkstemp's 0600 is not a default
         yield tmp_path
         os.replace(tmp_path, target)
     except BaseException:
         with contextlib.suppress(OSError):
             tmp_path.unlink()
         raise
+
+
+def _file_mode(target: Path) -> int:
+    """The mode a plain ``open(target, "w")`` would give (or target's own)."""
+    try:
+        return target.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_bytes(target: str | os.PathLike, data: bytes) -> None:
@@ -85,3 +97,56 @@ def atomic_folder(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder
+
+
+def check_writable_file(target: str | os.PathLike, what: str) -> Path:
+    """Check that a file can be written at ``target`` (before any long work).
+
+    Probes the nearest existing folder with a temporary file that is removed
+    at once; creates nothing and leaves ``target`` untouched. Raises a one-line
+    error naming ``what`` (e.g. ``"--output"``) and the fix.
+    """
+    target = Path(target).expanduser()
+    if target.is_dir():
+        raise ValueError(
+            f"{what}: got {str(target)!r}, which is a folder. Expected a file "
+            "name. Add a file name, e.g. out/embeddings.parquet."
+        )
+    _probe_folder(target.parent, what, target)
+    return target
+
+
+def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:
+    """Check that files can be written inside ``folder`` (made later if missing)."""
+    folder = Path(folder).expanduser()
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(
+            f"{what}: got {str(folder)!r}, which is a file. Expected a folder "
+            "(created if missing). Choose another name or move the file away."
+        )
+    _probe_folder(folder, what, folder)
+    return folder
+
+
+def _probe_folder(folder: Path, what: str, target: Path) -> None:
+    """Write and remove a probe file in the nearest existing folder; create none."""
+    part = folder
+    while not part.exists() and part != part.parent:
+        part = part.parent
+    if not part.is_dir():
+        raise ValueError(
+            f"{what}: got {str(target)!r}, but {str(part)!r} is a file, not a "
+            "folder. Expected a path whose folders are folders. Choose another "
+            "path."
+        )
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".hybridml-probe-", dir=part)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ValueError(
+            f"{what}: got {str(target)!r}, which cannot be written ({reason}: "
+            f"{str(part)!r}). Expected a path in a folder you can write to. "
+            "Choose another path or fix the folder's permissions."
+        ) from exc

@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._atomic import atomic_path, atomic_write_text
+
 _COLOURS = {
     "deep": "#3b75af",
     "tuned": "#2e8b57",
@@ -136,13 +138,16 @@ def write_report(board: pd.DataFrame, output: str | os.PathLike) -> Path:
             index=board.index,
         )
         flat = pd.concat([flat, folds], axis=1)
-    flat.to_csv(folder / "leaderboard.csv", index=False)
     payload = {
         "settings": _jsonable(board.attrs),
         "leaderboard": _jsonable(board.to_dict(orient="records")),
     }
-    (folder / "leaderboard.json").write_text(json.dumps(payload, indent=2) + "\n")
-    plot_scores(board, folder / "scores.png")
+    # each file under a temporary name first: a crash leaves no half file
+    with atomic_path(folder / "leaderboard.csv") as tmp:
+        flat.to_csv(tmp, index=False)
+    atomic_write_text(folder / "leaderboard.json", json.dumps(payload, indent=2) + "\n")
+    with atomic_path(folder / "scores.png") as tmp:
+        plot_scores(board, tmp)
     return folder
 
 

@@ -52,14 +52,88 @@ def read_data(data: Any) -> tuple[pd.DataFrame, Path | None]:
             f"data file: got {str(path)!r} ({where}). Expected an existing CSV "
             "or Parquet file. Check the path and the working directory."
         )
+    frame = _read_file(path)
+    if len(frame) == 0:
+        raise ValueError(
+            f"data file {str(path)!r}: got 0 rows (columns: "
+            f"{', '.join(map(repr, map(str, frame.columns[:10])))}). Expected a "
+            "header line and at least one row of data. Check that this is the "
+            "right file and that it was saved completely."
+        )
+    return frame, path.resolve().parent
+
+
+_OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+
+
+def _read_file(path: Path) -> pd.DataFrame:
+    """Read a CSV / TSV / Parquet file; every failure names the file and a fix."""
     name = path.name.lower()
     if name.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path)
-    elif name.endswith((".tsv", ".tsv.gz", ".tab")):
-        frame = pd.read_csv(path, sep="\t")
-    else:
-        frame = pd.read_csv(path)
-    return frame, path.resolve().parent
+        return _parse(path, "Parquet", pd.read_parquet)
+    sep = "\t" if name.endswith((".tsv", ".tsv.gz", ".tab")) else ","
+    try:
+        frame = _parse(path, "CSV", pd.read_csv, sep=sep)
+    except UnicodeDecodeError as exc:
+        frame = _read_cp1252(path, sep, exc)
+    if sep == "," and frame.shape[1] == 1:
+        header = str(frame.columns[0])
+        for other, word in _OTHER_SEPARATORS.items():
+            if other in header:
+                raise ValueError(
+                    f"data file {str(path)!r}: got one column named "
+                    f"{header[:60]!r}, which looks {word}-separated. Expected "
+                    "comma-separated values (or a .tsv file for tabs). Save it "
+                    f"with commas, e.g. pd.read_csv(path, sep={other!r})"
+                    ".to_csv('fixed.csv', index=False), or pass that DataFrame "
+                    "to run_baseline."
+                )
+    return frame
+
+
+def _parse(path: Path, kind: str, reader: Callable, **kwargs: Any) -> pd.DataFrame:
+    """Call ``reader``; turn its parse errors into one line naming the file."""
+    try:
+        return reader(path, **kwargs)
+    except UnicodeDecodeError:
+        raise  # the caller retries another encoding
+    except pd.errors.EmptyDataError as exc:
+        raise ValueError(
+            f"data file {str(path)!r}: got an empty file. Expected a header line "
+            "and rows of data. Check that this is the right file."
+        ) from exc
+    except (pd.errors.ParserError, OSError, ValueError) as exc:
+        if isinstance(exc, OSError) and exc.strerror is not None:
+            raise  # permission denied etc.: the CLI names the file and the cause
+        cause = " ".join(str(exc).split())[:200]
+        raise ValueError(
+            f"data file {str(path)!r}: cannot be read as {kind} ({cause}). "
+            f"Expected a valid {kind} file. Check the file (quotes, a truncated "
+            "copy) or export it again."
+        ) from exc
+
+
+def _read_cp1252(path: Path, sep: str, exc: UnicodeDecodeError) -> pd.DataFrame:
+    """Retry a file that is not UTF-8 as Windows-1252, and say so."""
+    import warnings
+
+    try:
+        frame = _parse(path, "CSV", pd.read_csv, sep=sep, encoding="cp1252")
+    except UnicodeDecodeError:
+        raise ValueError(
+            f"data file {str(path)!r}: got bytes that are neither UTF-8 nor "
+            f"Windows-1252 ({exc.reason} at byte {exc.start}). Expected a UTF-8 "
+            "text file. Save it as UTF-8, or read it with pd.read_csv(path, "
+            "encoding=...) and pass the DataFrame to run_baseline."
+        ) from exc
+    warnings.warn(
+        f"data file {str(path)!r} is not UTF-8 ({exc.reason} at byte {exc.start}); "
+        "read it as Windows-1252 (cp1252). If accented letters look wrong, save "
+        "the file as UTF-8.",
+        UserWarning,
+        stacklevel=4,
+    )
+    return frame
 
 
 def check_columns(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
@@ -310,4 +384,33 @@ def image_items(values: pd.Series, col: str, base: Path | None) -> list:
             f"image files; relative paths are looked up in {where}the working "
             f"directory {str(Path.cwd())!r}. Fix the paths or drop those rows."
         )
+    check_images_decode(items, col)
     return items
+
+
+def check_images_decode(items: list, col: str) -> None:
+    """Decode every image file now, so a bad one is named before embedding.
+
+    ``verify()`` passes a truncated JPEG; a full decode does not. JPEGs decode
+    at 1/8 scale (``draft``), which reads the whole file at a fraction of the
+    cost. Every bad file is reported at once.
+    """
+    from PIL import Image
+
+    bad = []
+    paths = [(i, p) for i, p in enumerate(items) if isinstance(p, str)]
+    for i, path in paths:
+        try:
+            with Image.open(path) as img:
+                img.draft("RGB", (64, 64))  # JPEG only; a no-op for the others
+                img.load()
+        except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError...
+            bad.append((i, path, " ".join(f"{type(exc).__name__}: {exc}".split())))
+    if bad:
+        shown = "; ".join(f"row {i}: {p!r} ({why[:120]})" for i, p, why in bad[:3])
+        raise ValueError(
+            f"image column {col!r}: got {len(bad)} of {len(paths)} files that "
+            f"cannot be decoded ({shown}{'; ...' if len(bad) > 3 else ''}). "
+            "Expected complete image files (PNG, JPEG, ...). Replace those files "
+            "or drop their rows."
+        )

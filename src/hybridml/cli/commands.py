@@ -13,8 +13,11 @@ DEMO_LIMIT = 2000  # measured: 2-5 min on 2 busy CPU cores; 4000 for all rows
 
 
 def baseline(args: argparse.Namespace) -> int:
+    from .._atomic import check_writable_folder
     from ..baseline.run import run_steps
 
+    check_writable_folder(args.output, "--output")  # before the CV run
+    _check_save_path(args)
     session = run_steps(
         args.data,
         target=args.target,
@@ -36,9 +39,12 @@ def baseline(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    from .._atomic import check_writable_folder
     from ..baseline.run import run_steps
     from ..datasets import load_rotten_tomatoes
 
+    check_writable_folder(args.output, "--output")
+    _check_save_path(args)
     print(
         "hybridml demo: which pretrained features + head best tell fresh from "
         f"rotten Rotten Tomatoes snippets ({args.limit} of the 4,000 shipped, "
@@ -89,6 +95,7 @@ def _report(board, output: str) -> int:
 
 
 def embed(args: argparse.Namespace) -> int:
+    from .._atomic import atomic_path, check_writable_file
     from ..baseline import embed_frame
 
     output = Path(args.output)
@@ -97,6 +104,7 @@ def embed(args: argparse.Namespace) -> int:
             f"--output: got {str(output)!r}. Expected a .parquet or .csv file "
             "name. Use e.g. -o embeddings.parquet."
         )
+    check_writable_file(output, "--output")  # before any model loads
     # Finished batches go to the cache, so an interrupted run resumes. Without
     # --cache it lives next to the output and is removed once the file is written.
     cache = args.cache
@@ -123,10 +131,11 @@ def embed(args: argparse.Namespace) -> int:
         progress=not args.quiet,
     )
     output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix.lower() == ".csv":
-        frame.to_csv(output, index=False)
-    else:
-        frame.to_parquet(output, index=False)
+    with atomic_path(output) as tmp:  # never a half-written file under the name
+        if output.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)
     if args.cache is None:
         cache.close()
         _remove_cache(cache.path)
@@ -139,6 +148,7 @@ def embed(args: argparse.Namespace) -> int:
 
 def datasets(args: argparse.Namespace) -> int:
     from .. import datasets
+    from .._atomic import atomic_path, check_writable_file
 
     loaders = {
         name[len("load_") :]: getattr(datasets, name)
@@ -160,9 +170,11 @@ def datasets(args: argparse.Namespace) -> int:
         raise ValueError(
             f"dataset: got {args.name!r}. Expected one of {', '.join(loaders)}.{hint}"
         )
+    output = check_writable_file(args.output or f"{args.name}.csv", "--output")
     frame = loaders[args.name]()
-    output = Path(args.output or f"{args.name}.csv")
-    frame.to_csv(output, index=False)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        frame.to_csv(tmp, index=False)
     print(f"wrote {output}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     return 0
 
@@ -223,12 +235,20 @@ def _finish(session, args: argparse.Namespace) -> int:
             f"{row['metric']} {row['mean']:.3f} +/- {row['std']:.3f} in CV), "
             f"refitted on all {len(session.X)} rows, to {path}"
         )
-    elif args.save is not None:
+    return status
+
+
+def _check_save_path(args: argparse.Namespace) -> None:
+    """Check --save / --save-best before the run, not after it."""
+    from .._atomic import check_writable_file
+
+    if args.save is not None and args.save_best is None:
         raise ValueError(
             f"--save: got {args.save} without --save-best PATH. Expected both: "
             "--save RANK names the row, --save-best PATH the file. Add --save-best."
         )
-    return status
+    if args.save_best is not None:
+        check_writable_file(args.save_best, "--save-best")
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -253,6 +273,7 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
+    from .._atomic import check_writable_file
     from ..baseline.predict import prediction_frame, write_predictions
     from ..baseline.saved import load_model
 
@@ -262,6 +283,7 @@ def predict(args: argparse.Namespace) -> int:
             f"--output: got {str(output)!r}. Expected a .csv or .parquet file "
             "name. Use e.g. -o predictions.csv."
         )
+    check_writable_file(output, "--output")  # before any model work
     model = load_model(args.model)
     frame = prediction_frame(
         model, args.data, proba=args.proba, keep=_split(args.keep), cache=args.cache
