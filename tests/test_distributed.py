@@ -432,7 +432,7 @@ def test_a_custom_layer_fails_early_without_custom_objects():
 
 def test_custom_objects_travel_to_the_workers():
     import hybridml.distributed._shipping as shipping
-    import hybridml.embed.transformer as transformer
+    import hybridml.embed.pickling as pickling
 
     _require("dask", "dask")
     X, data = _numeric_data()
@@ -440,7 +440,7 @@ def test_custom_objects_travel_to_the_workers():
     embed = KerasEmbeddingTransformer(model).fit(X)
     Z = embed_dask(data, embed, custom_objects={"Doubler": Doubler})
     # forget what the driver's check loaded: the "worker" must load it anew
-    transformer._RESTORED.clear()
+    pickling._RESTORED.clear()
     shipping._ESTIMATORS.clear()
     out = Z.compute(scheduler="threads")
     np.testing.assert_allclose(out, embed.transform(X), **TOL)

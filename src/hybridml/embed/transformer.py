@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import functools
 import hashlib
-import io
 import json
 import os
 import threading
@@ -20,6 +19,7 @@ from .._keras_io import is_keras_model
 from .._validation import check_int
 from . import inputs as _inputs
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
+from .batches import _cached, _is_oom, _progress
 from .pickling import SavedModel as _SavedModel
 
 __all__ = ["KerasEmbeddingTransformer", "forward_rows"]
@@ -521,40 +521,6 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _cached(cache, namespace, keys, batches, out) -> None:
-    """Fill ``out`` (one row per key) from ``cache``, embedding what is missing.
-
-    ``batches(indices)`` yields ``(batch, vectors)`` pairs. An EmbeddingCache
-    embeds each key once across processes (``get_or_compute``); any other object
-    with ``get_many`` / ``put_many`` is read, then written batch by batch.
-    """
-    dim = out.shape[1]
-    index = {k: j for j, k in enumerate(keys)}
-    if hasattr(cache, "get_or_compute"):
-
-        def compute(missing):
-            for batch, vectors in batches([index[k] for k in missing]):
-                yield [keys[j] for j in batch], vectors
-
-        found = cache.get_or_compute(namespace, keys, compute, dim=dim)
-    else:
-        found = cache.get_many(namespace, keys)
-        missing = [j for j, k in enumerate(keys) if k not in found]
-        for batch, vectors in batches(missing):
-            batch_keys = [keys[j] for j in batch]
-            cache.put_many(namespace, batch_keys, vectors)
-            found.update(zip(batch_keys, vectors, strict=True))
-    for j, key in enumerate(keys):
-        vector = np.asarray(found[key])
-        if vector.shape != (dim,):
-            raise ValueError(
-                f"cache {getattr(cache, 'path', cache)!r}: got a vector of shape "
-                f"{vector.shape} for a row. Expected ({dim},), the embedding "
-                "dimension. Clear the cache's namespace or pass another cache."
-            )
-        out[j] = vector
-
-
 def _is_numeric_spec(spec: Any) -> bool:
     """Tell whether ``spec`` is a model whose single input is a 2-D tensor."""
     if not is_keras_model(spec):
@@ -564,31 +530,3 @@ def _is_numeric_spec(spec: Any) -> bool:
     except (AttributeError, ValueError):
         return False
     return not isinstance(inputs, (dict, list, tuple)) and len(inputs.shape) == 2
-
-
-_OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "oom ")
-
-
-def _is_oom(exc: BaseException) -> bool:
-    """Tell whether ``exc`` is an out-of-memory error (TF, JAX/XLA, torch, numpy)."""
-    if isinstance(exc, MemoryError):
-        return True
-    name = type(exc).__name__
-    if name in ("ResourceExhaustedError", "OutOfMemoryError"):
-        return True
-    text = f"{name} {exc}".lower()
-    return any(marker in text for marker in _OOM_MARKERS)
-
-
-def _progress(total: int, verbose: int):
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, unit="rows", desc="embedding", file=_stderr())
-
-
-def _stderr() -> io.TextIOBase:
-    import sys
-
-    return sys.stderr
