@@ -243,7 +243,7 @@ def test_task_prediction_does_not_depend_on_the_batch(image_clf, images):
     model = image_clf.model_
     np.testing.assert_allclose(
         image_clf.predict_proba(images[:2]),
-        _softmax(np.asarray(model.predict(images[:2], verbose=0))),
+        _softmax(np.asarray(model.predict(images[:2].astype("float32"), verbose=0))),
         atol=1e-5,
     )
 

@@ -179,15 +179,7 @@ def _open_db(path: Path, timeout: float) -> sqlite3.Connection:
 
 def _classify(conn: sqlite3.Connection, path: Path) -> str:
     """Tell ``new``, ``current`` or ``older`` (ours); raise for anything else."""
-    (app_id,) = conn.execute("PRAGMA application_id").fetchone()
-    (version,) = conn.execute("PRAGMA user_version").fetchone()
-    tables = {
-        name: tuple(c[1] for c in conn.execute(f"PRAGMA table_info('{name}')"))
-        for (name,) in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' "
-            "AND name NOT LIKE 'sqlite_%'"
-        )
-    }
+    app_id, version, tables = _header_and_tables(conn)
     if app_id == 0 and not tables:
         return "new"
     # our files: stamped, or unstamped ones of hybridml before stamping
@@ -214,6 +206,32 @@ def _classify(conn: sqlite3.Connection, path: Path) -> str:
             "Upgrade hybridml or pass another path."
         )
     return "current" if version == SCHEMA_VERSION and len(tables) == 3 else "older"
+
+
+def _header_and_tables(conn: sqlite3.Connection) -> tuple[int, int, dict]:
+    """The stamp, the format and the tables, read from one snapshot.
+
+    In autocommit mode each statement reads its own snapshot: another process
+    creating the schema in between would show tables without their stamp (a
+    file that looks foreign). One read transaction makes the three reads agree.
+    """
+    outer = conn.in_transaction
+    if not outer:
+        conn.execute("BEGIN")
+    try:
+        (app_id,) = conn.execute("PRAGMA application_id").fetchone()
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        tables = {
+            name: tuple(c[1] for c in conn.execute(f"PRAGMA table_info('{name}')"))
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%'"
+            ).fetchall()
+        }
+    finally:
+        if not outer:
+            conn.execute("COMMIT")
+    return app_id, version, tables
 
 
 def _create_schema(conn: sqlite3.Connection, kind: str) -> None:

@@ -130,7 +130,9 @@ def preprocess(model: Any, X: Any) -> Any:
         # the package's pixel rule: floats in [0, 1] become 0-255, as the
         # converter expects (it scales by 1/255 itself)
         _pixels.check_range(X, "X")
-        rows = _pixels.to_0_255(X)
+        # float32, as decoded files are: a converter may resize uint8 in uint8
+        # (JAX rounds), and an array must predict as its file does
+        rows = np.asarray(_pixels.to_0_255(X), dtype="float32")
     else:
         rows = [load_image(item) for item in as_images(X)]
     parts = []
