@@ -62,6 +62,12 @@ def finetune_task(
         task = keras_hub.models.TextClassifier.from_preset(
             location, num_classes=width, dropout=dropout, compile=False
         )
+        # a preset may pad past its backbone's positions: pad to what it has
+        # (this task is ours, built here; a user's task is never changed)
+        limit = getattr(task.backbone, "max_sequence_length", None)
+        length = getattr(task.preprocessor, "sequence_length", None)
+        if limit and length and length > limit:
+            task.preprocessor.sequence_length = int(limit)
     except ValueError:  # not a text preset
         task = keras_hub.models.ImageClassifier.from_preset(
             location, num_classes=width, compile=False

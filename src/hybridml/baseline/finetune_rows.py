@@ -121,7 +121,11 @@ def _end_to_end(spec: Any, name: str, column: str, seed: int | None) -> dict:
     model = Pipeline(
         [
             ("select", FunctionTransformer(itemgetter(column))),  # raw strings
-            ("head", make_finetune_classifier(spec, random_state=seed)),
+            # the preset's own token length: always within the backbone's limit
+            (
+                "head",
+                make_finetune_classifier(spec, sequence_length=None, random_state=seed),
+            ),
         ]
     )
     return dict(
