@@ -183,7 +183,9 @@ def _raising(exc, monkeypatch):
     def run(*args, **kwargs):
         raise exc
 
-    monkeypatch.setattr(hybridml.baseline, "run_baseline", run)
+    import hybridml.baseline.run as run_module
+
+    monkeypatch.setattr(run_module, "run_steps", run)  # what the CLI calls
 
 
 def _baseline_argv(text_csv, tmp_path):
@@ -232,7 +234,9 @@ def test_a_library_value_error_keeps_its_traceback(text_csv, tmp_path, monkeypat
     def run(*args, **kwargs):
         np.reshape(np.arange(3), (2, 2))  # a bug: numpy's ValueError
 
-    monkeypatch.setattr(hybridml.baseline, "run_baseline", run)
+    import hybridml.baseline.run as run_module
+
+    monkeypatch.setattr(run_module, "run_steps", run)  # what the CLI calls
     with pytest.raises(ValueError, match="cannot reshape"):
         main(_baseline_argv(text_csv, tmp_path))
 
@@ -340,6 +344,8 @@ def test_our_error_from_a_worker_is_still_one_line(
 
         Parallel(n_jobs=2, backend="threading")(delayed(worker)() for _ in "ab")
 
-    monkeypatch.setattr(hybridml.baseline, "run_baseline", run)
+    import hybridml.baseline.run as run_module
+
+    monkeypatch.setattr(run_module, "run_steps", run)  # what the CLI calls
     err = _error(_baseline_argv(text_csv, tmp_path), capsys)
     assert err == "error: head: got 'svm'. Expected one of logreg, svc.\n"
