@@ -95,16 +95,10 @@ def _report(board, output: str) -> int:
 
 
 def embed(args: argparse.Namespace) -> int:
-    from .._atomic import atomic_path, check_writable_file
+    from .._atomic import atomic_path
     from ..baseline import embed_frame
 
-    output = Path(args.output)
-    if output.suffix.lower() not in (".parquet", ".pq", ".csv"):
-        raise ValueError(
-            f"--output: got {str(output)!r}. Expected a .parquet or .csv file "
-            "name. Use e.g. -o embeddings.parquet."
-        )
-    check_writable_file(output, "--output")  # before any model loads
+    output = _table_output(args.output, ".parquet or .csv", "embeddings.parquet")
     # Finished batches go to the cache, so an interrupted run resumes. Without
     # --cache it lives next to the output and is removed once the file is written.
     cache = args.cache
@@ -273,17 +267,10 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from .._atomic import check_writable_file
     from ..baseline.predict import prediction_frame, write_predictions
     from ..baseline.saved import load_model
 
-    output = Path(args.output)
-    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ValueError(
-            f"--output: got {str(output)!r}. Expected a .csv or .parquet file "
-            "name. Use e.g. -o predictions.csv."
-        )
-    check_writable_file(output, "--output")  # before any model work
+    output = _table_output(args.output, ".csv or .parquet", "predictions.csv")
     model = load_model(args.model)
     frame = prediction_frame(
         model, args.data, proba=args.proba, keep=_split(args.keep), cache=args.cache
@@ -295,3 +282,17 @@ def predict(args: argparse.Namespace) -> int:
         f"{row['features']} + {row['head']} ({row['metric']} {row['mean']:.3f} in CV)"
     )
     return 0
+
+
+def _table_output(path: str, kinds: str, example: str) -> Path:
+    """The -o path of a table: .csv or .parquet, writable, checked before work."""
+    from .._atomic import check_writable_file
+
+    output = Path(path)
+    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(
+            f"--output: got {str(output)!r}. Expected a {kinds} file name. "
+            f"Use e.g. -o {example}."
+        )
+    check_writable_file(output, "--output")  # before any model loads
+    return output
