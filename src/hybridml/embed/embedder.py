@@ -135,12 +135,24 @@ class Embedder:
         """Token ids per text, special tokens added, truncated to the length."""
         return self.tokenizer(texts, sequence_length)
 
-    def text_batch(self, token_rows: list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Pad rows to round_up(longest, 8): a handful of bucketed shapes."""
+    def padded_length(self, token_rows: list[np.ndarray]) -> int:
+        """round_up(longest row, 8), capped at the backbone's positions."""
         longest = max(len(r) for r in token_rows)
         length = -(-longest // 8) * 8
         if self.max_sequence_length:
             length = max(longest, min(length, self.max_sequence_length))
+        return length
+
+    def text_batch(
+        self, token_rows: list[np.ndarray], length: int | None = None
+    ) -> dict[str, np.ndarray]:
+        """Pad rows to ``length`` (default :meth:`padded_length` of the rows).
+
+        Rounding to 8 keeps the embedding loop to a handful of shapes; training
+        passes one ``length`` for the whole fit, so it compiles one step.
+        """
+        if length is None:
+            length = self.padded_length(token_rows)
         ids = np.full((len(token_rows), length), self.tokenizer.pad_id, np.int32)
         mask = np.zeros((len(token_rows), length), np.int32)
         for i, row in enumerate(token_rows):

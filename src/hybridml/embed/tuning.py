@@ -95,7 +95,12 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
     modality = embedder.modality
     if modality == "text":
         tokens = embedder.tokenize(list(items), seq_len)  # once per fit
-        return lambda idx: embedder.text_batch([tokens[i] for i in idx])
+        # One padded length for every batch of the fit (training and held-out
+        # rows): one input shape, so the train step is traced and compiled once.
+        # A length per batch cost a retrace per new length (about 5 CPU-s a
+        # step on MiniLM); the padding costs less.
+        length = embedder.padded_length(tokens)
+        return lambda idx: embedder.text_batch([tokens[i] for i in idx], length)
     if modality == "image":
 
         def images(idx):
@@ -105,6 +110,24 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
         return images
     data = np.asarray(items, dtype=np.float32)
     return lambda idx: data[idx]
+
+
+def _jit_compile(model: Any) -> bool | str:
+    """XLA for the train step on TensorFlow, which turns it off on CPU.
+
+    Keras' ``jit_compile="auto"`` leaves XLA off on CPU-only TensorFlow. On
+    MiniLM (16 texts x 56 tokens, this 2-core CPU) an XLA step took 2.1
+    CPU-s against 5.0 for the plain graph, after a compile of 65 CPU-s
+    against a trace of 50: XLA wins from the sixth step. Models with a layer
+    that declares ``supports_jit=False`` keep Keras' choice.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return "auto"
+    try:
+        layers = list(model._flatten_layers())
+    except Exception:  # not a Keras 3 layer tree: let Keras decide
+        return "auto"
+    return all(getattr(layer, "supports_jit", True) for layer in layers) or "auto"
 
 
 def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +185,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
         loss=make_loss(est.loss, est.temperature),
+        jit_compile=_jit_compile(encoder),
     )
     callbacks, val = [], None
     if use_val:
