@@ -51,18 +51,24 @@ BACKEND_TESTS := tests/test_embedding.py tests/test_embedding_golden.py \
   tests/test_common_wrappers.py tests/test_raw_inputs.py tests/test_contrastive.py \
   tests/test_cache_compute.py tests/test_package.py
 
+# pytest-xdist: JOBS worker processes (2 by default, the CI machine's cores).
+# Much of a test's time is single-threaded tracing and compiling, so two
+# workers on two cores finish sooner than one; JOBS=0 runs in one process.
+JOBS ?= 2
+XDIST = $(if $(filter 0,$(JOBS)),,-n $(JOBS))
+
 test: lint
 	@echo "=== pytest, KERAS_BACKEND=tensorflow (all tests, slow ones included)"
-	KERAS_BACKEND=tensorflow $(PYTEST) -q
+	KERAS_BACKEND=tensorflow $(PYTEST) -q $(XDIST) --durations=15
 	@set -e; for b in jax torch; do \
 	  echo "=== pytest, KERAS_BACKEND=$$b (backend-dependent tests)"; \
-	  KERAS_BACKEND=$$b $(PYTEST) -m "not slow" -q $(BACKEND_TESTS); \
+	  KERAS_BACKEND=$$b $(PYTEST) -m "not slow" -q $(XDIST) --durations=10 $(BACKEND_TESTS); \
 	done
 
 test-all: lint
 	@set -e; for b in $(BACKENDS); do \
 	  echo "=== pytest, KERAS_BACKEND=$$b"; \
-	  KERAS_BACKEND=$$b $(PYTEST) -q; \
+	  KERAS_BACKEND=$$b $(PYTEST) -q $(XDIST); \
 	done
 
 test-slow: $(VENV)/.dev

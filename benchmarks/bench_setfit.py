@@ -46,7 +46,9 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def make_job(task: str, shots: list[int], draws: int, n_eval: int) -> dict:
+def make_job(
+    task: str, shots: list[int], draws: int, n_eval: int, image_size: int | None
+) -> dict:
     """Fixed eval rows first, then each draw's K per class from the rest."""
     if task == "text":
         from hybridml.datasets import load_rotten_tomatoes
@@ -71,7 +73,7 @@ def make_job(task: str, shots: list[int], draws: int, n_eval: int) -> dict:
             idx = [r.choice(pool[y[pool] == c], k, replace=False) for c in np.unique(y)]
             fits.append({"shots": k, "draw": d, "train": np.concatenate(idx).tolist()})
     return {"task": task, "model": model, "eval": ev.tolist(), "fits": fits,
-            "X": X, "y": y.tolist()}  # fmt: skip
+            "X": X, "y": y.tolist(), "image_size": image_size}  # fmt: skip
 
 
 def _rows(job, idx):
@@ -105,6 +107,8 @@ def _hybridml(job):
 
     get_embedder(job["model"])  # load once, outside the timed fits
     params = json.loads(os.environ.get("BENCH_TUNER_PARAMS", "{}"))
+    if job.get("image_size"):
+        params.setdefault("image_size", job["image_size"])
 
     def fit(X, y, draw):
         tuner = ContrastiveFineTuner(job["model"], random_state=draw, **params)
@@ -119,10 +123,11 @@ def _frozen(job):
 
     from hybridml import KerasEmbeddingTransformer
 
-    KerasEmbeddingTransformer(job["model"]).fit(None)
+    size = {"image_size": job["image_size"]} if job.get("image_size") else {}
+    KerasEmbeddingTransformer(job["model"], **size).fit(None)
 
     def fit(X, y, draw):
-        embed = KerasEmbeddingTransformer(job["model"])
+        embed = KerasEmbeddingTransformer(job["model"], **size)
         return make_pipeline(embed, LogisticRegression(max_iter=2000)).fit(X, y).predict
 
     return fit
@@ -139,10 +144,12 @@ def _setfit(job):
         data = Dataset.from_dict(
             {"text": list(X), "label": [labels.index(v) for v in y]}
         )
-        args = TrainingArguments(
-            batch_size=16, num_iterations=20, num_epochs=1, seed=draw
-        )
-        Trainer(model=model, args=args, train_dataset=data).train()
+        with tempfile.TemporaryDirectory() as out:  # not ./checkpoints
+            args = TrainingArguments(
+                output_dir=out, batch_size=16, num_iterations=20, num_epochs=1,
+                seed=draw,
+            )  # fmt: skip
+            Trainer(model=model, args=args, train_dataset=data).train()
         return lambda Z: np.asarray(labels)[np.asarray(model.predict(list(Z)))]
 
     return fit
@@ -189,6 +196,10 @@ def main() -> None:
     p.add_argument("--shots", type=int, nargs="+", default=[8] if fast else [8, 16])
     p.add_argument("--eval", type=int, default=100 if fast else 1000)
     p.add_argument("--tasks", nargs="+", default=["text", "image"])
+    p.add_argument(
+        "--image-size", type=int, default=None,
+        help="side images are resized to, for every engine (default: 224)",
+    )  # fmt: skip
     p.add_argument("--engines", nargs="+", default=["hybridml", "setfit", "frozen"])
     p.add_argument("--setfit-python", default="/tmp/setfitvenv/bin/python")
     p.add_argument("--out", default="bench_setfit.json")
@@ -207,7 +218,7 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         for task in a.tasks:
-            job = make_job(task, a.shots, a.draws, a.eval)
+            job = make_job(task, a.shots, a.draws, a.eval, a.image_size)
             for engine in a.engines:
                 if engine == "setfit" and task != "text":
                     continue
@@ -218,7 +229,8 @@ def main() -> None:
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     print(
         f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
-        f"{os.cpu_count()} CPUs, backend {backend}, eval rows {a.eval}"
+        f"{os.cpu_count()} CPUs, backend {backend}, eval rows {a.eval}, "
+        f"image side {a.image_size or 224}"
     )
     print(
         f"{'task':6} {'engine':9} {'K':>3} {'draws':>5} {'accuracy':>15} {'CPU-s':>15}"
