@@ -112,16 +112,19 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
     return lambda idx: data[idx]
 
 
-def _jit_compile(model: Any) -> bool | str:
-    """XLA for the train step on TensorFlow, which turns it off on CPU.
+def _jit_compile(model: Any, modality: str) -> bool | str:
+    """XLA for the train step of text models on TensorFlow.
 
     Keras' ``jit_compile="auto"`` leaves XLA off on CPU-only TensorFlow. On
     MiniLM (16 texts x 56 tokens, this 2-core CPU) an XLA step took 2.1
     CPU-s against 5.0 for the plain graph, after a compile of 65 CPU-s
-    against a trace of 50: XLA wins from the sixth step. Models with a layer
-    that declares ``supports_jit=False`` keep Keras' choice.
+    against a trace of 50: XLA wins from the sixth step. On EfficientNet-Lite0
+    (10 images at 64x64) XLA loses: 6.3 CPU-s a step against 1.2, after a
+    compile of 136 CPU-s against 71 (XLA's CPU depthwise convolutions), so
+    image and numeric models keep Keras' choice, as do models with a layer
+    that declares ``supports_jit=False``.
     """
-    if keras.backend.backend() != "tensorflow":
+    if keras.backend.backend() != "tensorflow" or modality != "text":
         return "auto"
     try:
         layers = list(model._flatten_layers())
@@ -185,7 +188,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
         loss=make_loss(est.loss, est.temperature),
-        jit_compile=_jit_compile(encoder),
+        jit_compile=_jit_compile(encoder, frozen.modality),
     )
     callbacks, val = [], None
     if use_val:
