@@ -440,6 +440,8 @@ def test_bad_image_input_names_the_item_or_file(cnn_preset, images, tmp_path):
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 20)
     cases = [
         ([str(tmp_path / "missing.png")], ValueError, "missing.png"),
+        # a long path is shortened from the left: the file's name stays
+        ([str(tmp_path / ("d" * 120) / "lost.png")], ValueError, "lost.png"),
         ([corrupt], ValueError, "corrupt.png"),
         (["a sentence, not a file"], ValueError, "not an existing file"),
         (np.ones((4, 10)), ValueError, "Expected \\(n_images, height, width"),

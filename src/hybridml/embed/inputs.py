@@ -127,12 +127,18 @@ def as_images(X: Any) -> list[ImageItem]:
     return rows
 
 
+def _tail(path: str, width: int = 80) -> str:
+    """``path`` shortened from the left, so the file's own name stays in view."""
+    return path if len(path) <= width else "..." + path[-(width - 3) :]
+
+
 def _check_image_item(i: int, item: Any) -> ImageItem:
     if isinstance(item, (str, os.PathLike)):
         path = os.fspath(item)
         if not os.path.isfile(path):
             raise ValueError(
-                f"image input: item {i} is not an existing file: got {path!r:.80}. "
+                f"image input: item {i} is not an existing file: got "
+                f"{_tail(path)!r}. "
                 "Expected an image array, a PIL image or a path to an image file. "
                 "Check the path (text needs a text backbone)."
             )
