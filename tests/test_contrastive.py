@@ -297,3 +297,18 @@ def test_baseline_finetune_adds_tuned_rows(text_preset):
     finetuned = board[board["kind"] == "finetuned"]
     assert len(finetuned) == 1 and finetuned["fit_s"].iloc[0] > 0
     assert len(board[board["kind"] == "deep"]) == 1
+
+
+def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
+    """One padded length per fit (one compile); XLA only for text on TF."""
+    from hybridml.embed.backbones import get_embedder
+    from hybridml.embed.tuning import _input_maker, _jit_compile
+
+    embedder = get_embedder(str(text_preset))
+    texts = ["a", "a much longer text with many more words in it than the first"]
+    make = _input_maker(embedder, texts * 4, 64, None)
+    widths = {make(np.array([i])).get("token_ids").shape[1] for i in range(8)}
+    assert len(widths) == 1  # the short row is padded to the long row's length
+    expect = quiet_import("keras").backend.backend() == "tensorflow"
+    assert (_jit_compile(embedder.model, "text") is True) == expect
+    assert _jit_compile(get_embedder(str(cnn_preset)).model, "image") == "auto"
