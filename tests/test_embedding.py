@@ -74,6 +74,30 @@ def test_batching_and_bucketing_do_not_change_vectors(text_preset, text_embed):
     )
 
 
+def test_every_planned_shape_gives_the_same_vectors(text_preset, text_embed):
+    # embed/shapes.py may pad a batch's rows and tokens up to a compiled shape
+    # or run it un-compiled (TF graph): none of it may change a vector.
+    embedder = get_embedder(text_preset)
+    tokens = embedder.tokenize(TEXTS, 32)
+    natural = embedder.text_batch(tokens)
+    ref = embedder.forward(natural, "mean", True)
+    n, length = natural["token_ids"].shape
+    for rows, longer, compiled in [
+        (n, length, False),
+        (n + 3, length + 8, True),
+        (n + 3, length + 8, False),
+    ]:
+        got = embedder.forward(
+            embedder.text_batch(tokens, longer),
+            "mean",
+            True,
+            rows=rows,
+            compiled=compiled,
+        )
+        np.testing.assert_allclose(got, ref, atol=2e-6)
+    np.testing.assert_allclose(text_embed.transform(TEXTS), ref, atol=2e-6)
+
+
 def test_duplicates_are_embedded_once(text_embed, forward_rows):
     Z = text_embed.transform(TEXTS + TEXTS)
     assert forward_rows() == len(set(TEXTS))
@@ -320,11 +344,11 @@ def test_interrupted_run_keeps_finished_batches(text_preset, monkeypatch):
     embedder = get_embedder(text_preset)
     real, calls = embedder.forward, []
 
-    def failing(inputs, *args):
+    def failing(inputs, *args, **kw):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(inputs, *args)
+        return real(inputs, *args, **kw)
 
     monkeypatch.setattr(embedder, "forward", failing)
     with pytest.raises(KeyboardInterrupt):
@@ -348,11 +372,11 @@ def test_out_of_memory_halves_the_batch(text_preset, text_embed, monkeypatch):
     embedder = get_embedder(text_preset)
     real, sizes = embedder.forward, []
 
-    def limited(inputs, *args):
+    def limited(inputs, *args, **kw):
         sizes.append(len(inputs["token_ids"]))
         if sizes[-1] > 2:
             raise ResourceExhaustedError("OOM when allocating tensor")
-        return real(inputs, *args)
+        return real(inputs, *args, **kw)
 
     monkeypatch.setattr(embedder, "forward", limited)
     with pytest.warns(RuntimeWarning, match="retrying with batch_size=2"):
@@ -360,7 +384,7 @@ def test_out_of_memory_halves_the_batch(text_preset, text_embed, monkeypatch):
     assert sizes[:3] == [5, 2, 2]
     np.testing.assert_allclose(Z, text_embed.transform(TEXTS), atol=2e-6)
 
-    def always(inputs, *args):
+    def always(inputs, *args, **kw):
         raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(embedder, "forward", always)
@@ -368,7 +392,7 @@ def test_out_of_memory_halves_the_batch(text_preset, text_embed, monkeypatch):
         with pytest.raises(RuntimeError, match="CUDA out of memory"):
             embed.transform(TEXTS)
 
-    def broken(inputs, *args):
+    def broken(inputs, *args, **kw):
         raise ValueError("some other failure")
 
     monkeypatch.setattr(embedder, "forward", broken)

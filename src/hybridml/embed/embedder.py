@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from .._imports import quiet_import
-from .forward import compile_forward, pad_rows
+from .forward import compile_forward, pad_rows, uses_xla
+from .shapes import COMPILE_TOKENS, Batch, plan_batches
 
 __all__ = ["Embedder"]
 
@@ -72,6 +73,7 @@ class Embedder:
         self.dim = int(out.shape[-1])
         self.default_pooling, self.default_normalize = self._default_recipe(recipe)
         self._forwards: dict[tuple, Callable] = {}
+        self._compiled: dict[tuple, set[tuple[int, int]]] = {}
         self._converters: dict[Any, Any] = {}
         self._digest: str | None = None
         # A user's model instance may be trained further: hash its weights at
@@ -208,22 +210,68 @@ class Embedder:
         return None if conv is None else conv.image_size
 
     # ---------------------------------------------------------------- forward
-    def forward(self, inputs: Any, pooling: str, normalize: bool) -> np.ndarray:
-        """Run one batch; return float32 (batch, dim) pooled vectors."""
+    def plan(
+        self, lengths: list[int], batch_size: int, pooling: str, normalize: bool
+    ) -> list[Batch]:
+        """Batches and shapes for text rows of ``lengths`` (sorted longest first).
+
+        Where the forward compiles once per shape (:func:`.forward.uses_xla`),
+        :func:`.shapes.plan_batches` pads rare batches to a compiled shape or
+        runs them un-compiled; elsewhere each batch keeps its natural shape.
+        """
+        if not uses_xla(self):
+            return plan_batches(
+                lengths, batch_size, self._pad, set(), compile_tokens=0, graph=False
+            )
+        backend = quiet_import("keras").backend.backend()
+        with self._lock:
+            known = self._compiled.setdefault((pooling, normalize), set())
+            return plan_batches(
+                lengths,
+                batch_size,
+                self._pad,
+                known,
+                compile_tokens=COMPILE_TOKENS[backend],
+                graph=backend == "tensorflow",
+            )
+
+    def _pad(self, longest: int) -> int:
+        return self.padded_length([range(longest)])
+
+    def forward(
+        self,
+        inputs: Any,
+        pooling: str,
+        normalize: bool,
+        *,
+        rows: int | None = None,
+        compiled: bool = True,
+    ) -> np.ndarray:
+        """Run one batch; return float32 (batch, dim) pooled vectors.
+
+        ``rows``: run the batch padded to this many rows (row 0 repeated), the
+        shape a :meth:`plan` chose. ``compiled=False``: TensorFlow's plain
+        graph instead of its XLA compile.
+        """
         keras = quiet_import("keras")
-        fn = self._forward_fn(pooling, normalize)
+        fn = self._forward_fn(pooling, normalize, compiled)
         n = len(inputs["token_ids"]) if isinstance(inputs, dict) else len(inputs)
-        if keras.backend.backend() == "jax":
+        if rows is None and keras.backend.backend() == "jax":
             # jax.jit compiles once per shape: round the batch up to a power of
             # two (repeating row 0) so a partial batch adds few new shapes.
-            inputs = pad_rows(keras, inputs, n, 1 << (n - 1).bit_length())
+            rows = 1 << (n - 1).bit_length()
+        if rows is not None:
+            inputs = pad_rows(keras, inputs, n, rows)
         out = keras.ops.convert_to_numpy(fn(inputs))[:n]
         return np.asarray(out, dtype=np.float32)
 
-    def _forward_fn(self, pooling: str, normalize: bool) -> Callable:
-        key = (pooling, normalize)
+    def _forward_fn(self, pooling: str, normalize: bool, compiled: bool) -> Callable:
+        backend = quiet_import("keras").backend.backend()
+        compiled = compiled or backend != "tensorflow"
+        key = (pooling, normalize, compiled)
         fn = self._forwards.get(key)
         if fn is None:
-            fn = compile_forward(self, pooling, normalize)
+            jit = None if compiled else False
+            fn = compile_forward(self, pooling, normalize, jit=jit)
             self._forwards[key] = fn
         return fn

@@ -9,6 +9,9 @@ from typing import Any
 
 from .._imports import quiet_import
 
+# What Embedder.text_batch feeds a text backbone.
+TEXT_INPUTS = {"token_ids", "padding_mask", "segment_ids"}
+
 
 def pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
     if target == n:
@@ -76,6 +79,22 @@ def fused_attention(keras: Any, model: Any):
             layer._dropout = rate
 
 
+def uses_xla(embedder: Any) -> bool:
+    """Whether the forward compiles once per input shape (JAX; TF text with XLA).
+
+    TF: XLA for text backbones (measured there only) unless the environment
+    variable ``HYBRIDML_TF_XLA`` is "0".
+    """
+    backend = quiet_import("keras").backend.backend()
+    if backend == "jax":
+        return True
+    return (
+        backend == "tensorflow"
+        and embedder.modality == "text"
+        and os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
+    )
+
+
 def compile_forward(
     embedder: Any,
     pooling: str,
@@ -89,8 +108,8 @@ def compile_forward(
     TensorFlow: traced with attention on the fused ``dot_product_attention``
     (:func:`fused_attention`) and, with ``jit``, compiled with XLA; together
     1.55x less CPU per MiniLM batch than a plain ``tf.function``
-    (``benchmarks/bench_levers.py``). ``jit=None``: XLA for text backbones
-    unless the environment variable ``HYBRIDML_TF_XLA`` is "0"; ``fuse``
+    (``benchmarks/bench_levers.py``). ``jit=None``: :func:`uses_xla`; with
+    ``jit=False`` a text forward is traced once for all shapes. ``fuse``
     False keeps the model's attention path as it is.
     """
     keras = quiet_import("keras")
@@ -127,11 +146,16 @@ def compile_forward(
     if backend == "tensorflow":
         import tensorflow as tf
 
-        if jit is None:  # measured on text backbones only
-            jit = embedder.modality == "text"
-            jit = jit and os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
+        if jit is None:
+            jit = uses_xla(embedder)
+        # The plain graph is traced once for every (rows, tokens) shape.
+        signature = None
+        names = set(embedder.input_names or ())
+        if not jit and {"token_ids", "padding_mask"} <= names <= TEXT_INPUTS:
+            spec = tf.TensorSpec([None, None], tf.int32)
+            signature = [{name: spec for name in sorted(names)}]
 
-        @tf.function(reduce_retracing=True, jit_compile=jit)
+        @tf.function(reduce_retracing=True, jit_compile=jit, input_signature=signature)
         def run_tf(inputs):
             if not fuse:
                 return head(model(inputs, training=False), inputs)

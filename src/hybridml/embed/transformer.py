@@ -435,25 +435,43 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             rows = list(todo)
         progress = _progress(len(rows), self.verbose)
         batch_size = self.batch_size
+        plan = None
         pos = 0
         try:
             while pos < len(rows):
-                batch = rows[pos : pos + batch_size]
+                shape: dict[str, Any] = {}
                 if modality == "text":
-                    inputs = embedder.text_batch([token_of[j] for j in batch])
+                    if plan is None:  # shapes chosen per call: see embed/shapes.py
+                        lengths = [len(token_of[j]) for j in rows[pos:]]
+                        plan = iter(
+                            embedder.plan(
+                                lengths, batch_size, self.pooling_, self.normalize_
+                            )
+                        )
+                    step = next(plan)
+                    batch = rows[pos : pos + step.stop - step.start]
+                    inputs = embedder.text_batch(
+                        [token_of[j] for j in batch], step.length
+                    )
+                    shape = {"rows": step.rows, "compiled": step.compiled}
                 elif modality == "image":
+                    batch = rows[pos : pos + batch_size]
                     images = [_inputs.load_image(items[unique[j]]) for j in batch]
                     inputs = embedder.image_batch(
                         images, self._fitted_param("image_size")
                     )
                 else:
+                    batch = rows[pos : pos + batch_size]
                     inputs = np.asarray(items[[unique[j] for j in batch]])
                 try:
-                    vectors = embedder.forward(inputs, self.pooling_, self.normalize_)
+                    vectors = embedder.forward(
+                        inputs, self.pooling_, self.normalize_, **shape
+                    )
                 except Exception as exc:
                     if not _is_oom(exc) or batch_size == 1:
                         raise
                     batch_size = max(1, len(batch) // 2)
+                    plan = None
                     warnings.warn(
                         f"Out of memory embedding {len(batch)} rows at once; "
                         f"retrying with batch_size={batch_size}.",

@@ -1,0 +1,120 @@
+"""Batch shapes for compiled forwards: compile a shape only where it pays.
+
+XLA (TensorFlow's ``jit_compile``, every ``jax.jit``) compiles once per input
+shape. Compiling MiniLM for one new (rows, tokens) shape costs 3.3 CPU-s on
+TensorFlow and 1.9 on JAX on this project's 2-core CPU, as much as running
+about 6,900 and 3,900 tokens through the compiled model. Rows sorted by length
+give one batch at each of the longest lengths, so a call on new texts used to
+spend almost half its CPU compiling shapes it ran once
+(``benchmarks/bench_embedding.py``: 20.8 of 45.5 CPU-s).
+
+:func:`plan_batches` picks, for each batch, the cheapest of: a shape already
+compiled (padding the batch up to it), a new compiled shape, or (TensorFlow)
+the un-compiled graph (about 1.35x the compiled cost per token, traced once
+for all shapes). Costs are counted in tokens (rows x length), so the plan
+depends only on the lengths and what was compiled before, never on timing:
+the same call gives the same shapes.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+__all__ = ["COMPILE_TOKENS", "GRAPH_OVERHEAD", "Batch", "plan_batches"]
+
+# Tokens of compiled forward that cost as much CPU as compiling one new shape
+# (MiniLM, 2 cores: 3.3 CPU-s on TF / 1.9 on JAX at about 480 us per token).
+COMPILE_TOKENS = {"tensorflow": 6000, "jax": 4000}
+# Extra CPU per token of TF's plain graph over its XLA compile: 1.25-1.47x per
+# MiniLM batch of 8-64 tokens on the benchmark's texts.
+GRAPH_OVERHEAD = 0.35
+# Never pad a batch to more than this many times its own tokens.
+MAX_PAD = 2.0
+
+
+class Batch(NamedTuple):
+    """Rows ``start:stop`` run as a (rows, length) batch, compiled or not."""
+
+    start: int
+    stop: int
+    rows: int
+    length: int
+    compiled: bool
+
+
+def plan_batches(
+    lengths: Sequence[int],
+    batch_size: int,
+    pad: Callable[[int], int],
+    known: set[tuple[int, int]],
+    *,
+    compile_tokens: float,
+    graph: bool,
+) -> list[Batch]:
+    """Split rows (sorted longest first) into batches and choose their shapes.
+
+    Parameters
+    ----------
+    lengths : sequence of int
+        Token count of each row, in the order the rows are run.
+    batch_size : int
+        Rows per batch; the last batch may have fewer.
+    pad : callable
+        Longest row of a batch -> its natural padded length.
+    known : set of (rows, length)
+        Shapes compiled before; each shape the plan compiles is added.
+    compile_tokens : float
+        Cost of compiling a shape, in tokens of compiled forward.
+    graph : bool
+        Whether an un-compiled path exists (TensorFlow's graph).
+
+    Returns
+    -------
+    list of Batch
+
+    Examples
+    --------
+    Two full batches of 40 tokens compile that shape; the last 20 rows of 30
+    tokens are padded up to it (640 more tokens, cheaper than a compile).
+
+    >>> known = set()
+    >>> plan = plan_batches([40] * 64 + [30] * 20, 32, lambda n: -(-n // 8) * 8,
+    ...                     known, compile_tokens=4000, graph=False)
+    >>> [(b.rows, b.length, b.compiled) for b in plan]
+    [(32, 40, True), (32, 40, True), (32, 40, True)]
+    >>> sorted(known)
+    [(32, 40)]
+    """
+    spans = [
+        (s, min(s + batch_size, len(lengths)))
+        for s in range(0, len(lengths), batch_size)
+    ]
+    natural = [(stop - start, pad(max(lengths[start:stop]))) for start, stop in spans]
+    count = Counter(natural)
+    choice: dict[tuple[int, int], tuple[int, int, bool]] = {}
+    for shape in sorted(count, key=lambda s: (s[1], s[0]), reverse=True):
+        n, length = shape
+        k = count[shape]
+        if shape in known:
+            choice[shape] = (n, length, True)
+            continue
+        best, best_cost = None, float("inf")
+        for rows, longer in known:
+            if rows >= n and longer >= length and rows * longer <= MAX_PAD * n * length:
+                cost = k * (rows * longer - n * length)
+                if cost < best_cost:
+                    best, best_cost = (rows, longer, True), cost
+        graph_cost = GRAPH_OVERHEAD * k * n * length if graph else float("inf")
+        if best is not None and best_cost <= min(compile_tokens, graph_cost):
+            choice[shape] = best
+        elif graph_cost < compile_tokens:
+            choice[shape] = (n, length, False)
+        else:
+            known.add(shape)
+            choice[shape] = (n, length, True)
+    return [
+        Batch(start, stop, *choice[shape])
+        for (start, stop), shape in zip(spans, natural, strict=True)
+    ]
