@@ -12,6 +12,7 @@ from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from hybridml import ContrastiveFineTuner, KerasEmbeddingTransformer
 from hybridml._imports import quiet_import
@@ -132,6 +133,27 @@ def test_images(cnn_preset):
     assert tuner.modality_ == "image" and tuner.image_size_ == (32, 32)
     Z = tuner.transform(X)
     assert Z.shape == (16, tuner.embedding_dim_) and Z.dtype == np.float32
+    # BatchNormalization runs in inference mode while tuning (Keras' fine-tuning
+    # recipe): its statistics and scales stay; the convolutions learn.
+    from hybridml.embed.backbones import get_embedder
+
+    keras = quiet_import("keras")
+    before = get_embedder(str(cnn_preset)).model
+    after = tuner._tuned_embedder().model
+    kinds = {}
+    for old, new in zip(
+        before._flatten_layers(include_self=False),
+        after._flatten_layers(include_self=False),
+        strict=True,
+    ):
+        if old.weights:
+            same = all(
+                np.array_equal(np.asarray(a), np.asarray(b))
+                for a, b in zip(old.weights, new.weights, strict=True)
+            )
+            bn = isinstance(old, keras.layers.BatchNormalization)
+            kinds.setdefault(bn, set()).add(same)
+    assert kinds[True] == {True} and False in kinds[False]
 
 
 def test_early_stopping_holds_out_a_slice():
@@ -300,15 +322,65 @@ def test_baseline_finetune_adds_tuned_rows(text_preset):
 
 
 def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
-    """One padded length per fit (one compile); XLA only for text on TF."""
+    """One padded length per fit (one compile); XLA only for big text fits on TF."""
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _input_maker, _jit_compile
+    from hybridml.embed.tuning import _input_maker, _step_mode
 
     embedder = get_embedder(str(text_preset))
     texts = ["a", "a much longer text with many more words in it than the first"]
     make = _input_maker(embedder, texts * 4, 64, None)
     widths = {make(np.array([i])).get("token_ids").shape[1] for i in range(8)}
     assert len(widths) == 1  # the short row is padded to the long row's length
-    expect = quiet_import("keras").backend.backend() == "tensorflow"
-    assert (_jit_compile(embedder.model, "text") is True) == expect
-    assert _jit_compile(get_embedder(str(cnn_preset)).model, "image") == "auto"
+    tf = quiet_import("keras").backend.backend() == "tensorflow"
+    auto = {"jit_compile": "auto"}
+    xla = {"jit_compile": True} if tf else auto
+    assert _step_mode(embedder.model, "text") == xla
+    assert _step_mode(get_embedder(str(cnn_preset)).model, "image") == auto
+    # a short fit of a small model runs eagerly: no trace it cannot win back
+    params = sum(int(np.prod(w.shape)) for w in embedder.model.weights)
+    eager = {"jit_compile": False, "run_eagerly": True} if tf else auto
+    assert _step_mode(embedder.model, "text", 1e10 / params) == eager
+    assert _step_mode(embedder.model, "text", 1e12 / params) == xla
+
+
+@pytest.mark.slow
+def test_an_xla_train_step_trains_and_repeats(text_preset, monkeypatch):
+    # The fast tests' fits are small, so they run eagerly; force XLA here.
+    from hybridml.embed import tuning
+
+    monkeypatch.setattr(tuning, "XLA_WORK", 0.0)
+    modes, real = [], tuning._step_mode
+    monkeypatch.setattr(
+        tuning, "_step_mode", lambda *a: modes.append(real(*a)) or modes[-1]
+    )
+    runs = [ContrastiveFineTuner(text_preset, **FAST).fit(TEXTS, LABELS)]
+    runs.append(clone(runs[0]).fit(TEXTS, LABELS))
+    loss = runs[0].history_["loss"]
+    assert loss[-1] < loss[0]
+    np.testing.assert_allclose(runs[1].history_["loss"], loss, rtol=1e-5)
+    if quiet_import("keras").backend.backend() == "tensorflow":
+        assert modes == [{"jit_compile": True}] * 2
+
+
+# -- scikit-learn's common checks on the numeric configuration ------------------
+
+
+def _tuner_expected_failures(estimator):
+    return {
+        "check_estimators_overwrite_params": (
+            "joblib.hash pickles the keras.Model parameter, and a Keras pickle is "
+            "a .keras archive stamped with the time it was saved (to the second), "
+            "so the hash changes across any fit longer than a second; the model's "
+            "weights are checked unchanged by "
+            "test_model_instance_backbone_is_not_modified"
+        ),
+    }
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [ContrastiveFineTuner(numeric_model(), epochs=1, batch_size=8, random_state=0)],
+    expected_failed_checks=_tuner_expected_failures,
+)
+def test_sklearn_common_checks(estimator, check):
+    check(estimator)

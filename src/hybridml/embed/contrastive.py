@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin, clone
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 
 from .._keras_io import is_keras_model
 from .._validation import check_int
@@ -189,7 +189,10 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             )
         view = self._new_view()
         view._check_params()  # cheap checks first: no model is loaded yet
-        Y, groups, kind = label_targets(y, len(X))
+        if _is_numeric_spec(self.backbone):
+            # sparse or not-an-array input: sklearn's clear error, before any work
+            X = check_array(X, accept_sparse=False, dtype=np.float32)
+        Y, groups, kind = label_targets(y, _num_samples(X))
         frozen, items = view._fit(X)
         from .tuning import train
 

@@ -35,8 +35,8 @@ def label_targets(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
     if y is None:
         raise ValueError(
             "y: got None. Expected class labels (1-D) or a binary indicator "
-            "matrix (multi-label). ContrastiveFineTuner learns from labels: pass "
-            "y to fit."
+            "matrix (multi-label): ContrastiveFineTuner requires y to be passed, "
+            "but the target y is None. Pass y to fit."
         )
     arr = np.asarray(y)
     if len(arr) != n_rows:
@@ -50,7 +50,8 @@ def label_targets(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
         if codes.max() < 1:
             raise ValueError(
                 f"y: got a single class {arr.ravel()[0]!r}. Expected at least two "
-                "classes: contrastive tuning needs rows that differ."
+                "classes: contrastive tuning needs rows that differ, and one class "
+                "has none."
             )
         Y = np.eye(codes.max() + 1, dtype=np.float32)[codes]
         return Y, codes.astype(np.int64), "multiclass"
@@ -61,7 +62,8 @@ def label_targets(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
         _, groups = np.unique(Y, axis=0, return_inverse=True)
         return Y, groups.ravel().astype(np.int64), "multilabel"
     raise ValueError(
-        f"y: got a target of type {kind!r}. Expected class labels (binary or "
+        f"y: got a target of type {kind!r} (Unknown label type for contrastive "
+        "tuning). Expected class labels (binary or "
         "multi-class) or a binary indicator matrix (multi-label). Continuous or "
         "multi-output multi-class targets are not supported: bin or encode them."
     )

@@ -35,6 +35,24 @@ def copy_model(model: Any) -> Any:
     return new
 
 
+def freeze_batchnorm(model: Any) -> int:
+    """Run ``model``'s BatchNormalization layers in inference mode; count them.
+
+    Keras' fine-tuning guide: a BatchNormalization layer with
+    ``trainable=False`` keeps its moving statistics and normalises with them,
+    whatever ``training`` says. Few-shot batches of 16 images would otherwise
+    replace the statistics learnt on ImageNet with their own.
+    """
+    layers = [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    for layer in layers:
+        layer.trainable = False
+    return len(layers)
+
+
 def tuned_embedder(frozen: Embedder, model: Any) -> Embedder:
     """An :class:`Embedder` running ``model`` with ``frozen``'s preprocessing."""
     return Embedder(
@@ -112,25 +130,48 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
     return lambda idx: data[idx]
 
 
-def _jit_compile(model: Any, modality: str) -> bool | str:
-    """XLA for the train step of text models on TensorFlow.
+# Parameters x tokens x steps of a text fit on TensorFlow from which XLA pays.
+# MiniLM (22.7M parameters, 16 texts x 56 tokens a step, this 2-core CPU): an
+# eager step 9.5 CPU-s; the plain graph 5.0 after a 50 CPU-s trace; XLA 2.1
+# after a 65 CPU-s compile. XLA beats eager from the ninth step (1.8e11) and
+# the graph from the fifth, so the graph never wins: eager below, XLA above.
+XLA_WORK = 1.8e11
 
-    Keras' ``jit_compile="auto"`` leaves XLA off on CPU-only TensorFlow. On
-    MiniLM (16 texts x 56 tokens, this 2-core CPU) an XLA step took 2.1
-    CPU-s against 5.0 for the plain graph, after a compile of 65 CPU-s
-    against a trace of 50: XLA wins from the sixth step. On EfficientNet-Lite0
-    (10 images at 64x64) XLA loses: 6.3 CPU-s a step against 1.2, after a
-    compile of 136 CPU-s against 71 (XLA's CPU depthwise convolutions), so
-    image and numeric models keep Keras' choice, as do models with a layer
-    that declares ``supports_jit=False``.
+
+def _step_mode(model: Any, modality: str, work: float = float("inf")) -> dict:
+    """How Keras runs the train step: ``compile()``'s jit_compile / run_eagerly.
+
+    TensorFlow and text only (:data:`XLA_WORK`): a fit whose parameters x
+    tokens x steps reach it gets an XLA step (Keras' ``jit_compile="auto"``
+    leaves XLA off on CPU-only TensorFlow), a smaller one runs eagerly, so a
+    short fit of a small model is not held up by a trace or compile it cannot
+    win back. Image and numeric models, other backends and models with a
+    layer that declares ``supports_jit=False`` keep Keras' choice: on
+    EfficientNet-Lite0 (10 images at 64x64) an XLA step took 6.3 CPU-s
+    against 1.2 for the graph, after a compile of 136 CPU-s against 71 (XLA's
+    CPU depthwise convolutions).
     """
+    auto = {"jit_compile": "auto"}
     if keras.backend.backend() != "tensorflow" or modality != "text":
-        return "auto"
+        return auto
+    params = sum(int(np.prod(w.shape)) for w in model.weights)
+    if params * work < XLA_WORK:
+        return {"jit_compile": False, "run_eagerly": True}
     try:
         layers = list(model._flatten_layers())
     except Exception:  # not a Keras 3 layer tree: let Keras decide
-        return "auto"
-    return all(getattr(layer, "supports_jit", True) for layer in layers) or "auto"
+        return auto
+    if all(getattr(layer, "supports_jit", True) for layer in layers):
+        return {"jit_compile": True}
+    return auto
+
+
+def _work(batches: _Batches, steps: int) -> float:
+    """Tokens x steps of a text fit (0 for other inputs)."""
+    inputs = batches[0][0]
+    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+        return 0.0
+    return float(np.size(inputs["token_ids"])) * steps
 
 
 def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -154,6 +195,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(seed)
     model = copy_model(frozen.model)
+    freeze_batchnorm(model)
     encoder = _PooledEncoder(
         model,
         frozen.output_key,
@@ -188,7 +230,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
         loss=make_loss(est.loss, est.temperature),
-        jit_compile=_jit_compile(encoder, frozen.modality),
+        **_step_mode(encoder, frozen.modality, _work(fit_data, steps)),
     )
     callbacks, val = [], None
     if use_val:
