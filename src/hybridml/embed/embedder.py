@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -217,9 +218,11 @@ class Embedder:
 
         Where the forward compiles once per shape (:func:`.forward.uses_xla`),
         :func:`.shapes.plan_batches` pads rare batches to a compiled shape or
-        runs them un-compiled; elsewhere each batch keeps its natural shape.
+        runs them un-compiled; elsewhere, or with the environment variable
+        ``HYBRIDML_SHAPE_PLAN`` set to "0", each batch keeps its natural shape.
         """
-        if not uses_xla(self):
+        if not uses_xla(self) or os.environ.get("HYBRIDML_SHAPE_PLAN") == "0":
+            # natural shapes; HYBRIDML_SHAPE_PLAN=0: compile each (A/B runs)
             return plan_batches(
                 lengths, batch_size, self._pad, set(), compile_tokens=0, graph=False
             )
