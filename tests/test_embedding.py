@@ -98,6 +98,21 @@ def test_every_planned_shape_gives_the_same_vectors(text_preset, text_embed):
     np.testing.assert_allclose(text_embed.transform(TEXTS), ref, atol=2e-6)
 
 
+def test_batch_rows_per_backend(text_preset):
+    # JAX compiles per shape: a partial batch is rounded up to a power of two;
+    # torch runs each batch as it is; TF's plan may pad but never shrinks.
+    backend = quiet_import("keras").backend.backend()
+    plan = get_embedder(text_preset).plan([10] * 37, 32, "mean", True)
+    rows = [b.rows for b in plan]
+    assert [(b.start, b.stop) for b in plan] == [(0, 32), (32, 37)]
+    if backend == "jax":
+        assert rows == [32, 8]
+    elif backend == "torch":
+        assert rows == [32, 5]
+    else:
+        assert rows[0] == 32 and rows[1] >= 5
+
+
 def test_duplicates_are_embedded_once(text_embed, forward_rows):
     Z = text_embed.transform(TEXTS + TEXTS)
     assert forward_rows() == len(set(TEXTS))
