@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .._imports import quiet_import
-from .forward import compile_forward, pad_rows, uses_xla
+from .forward import compile_forward, pad_rows, pow2_rows, uses_xla
 from .shapes import COMPILE_TOKENS, Batch, plan_batches
 
 __all__ = ["Embedder"]
@@ -234,7 +234,7 @@ class Embedder:
                 lengths, batch_size, self._pad, set(), compile_tokens=0, graph=False
             )
             if backend == "jax":  # a partial batch: rows to a power of two
-                plan = [b._replace(rows=1 << (b.rows - 1).bit_length()) for b in plan]
+                plan = [b._replace(rows=pow2_rows(b.rows)) for b in plan]
             return plan
         with self._lock:
             known = self._compiled.setdefault((pooling, normalize), set())
@@ -243,7 +243,7 @@ class Embedder:
                 batch_size,
                 self._pad,
                 known,
-                compile_tokens=COMPILE_TOKENS[backend],
+                compile_tokens=COMPILE_TOKENS,
                 graph=True,
             )
 
@@ -271,7 +271,7 @@ class Embedder:
         if rows is None and keras.backend.backend() == "jax":
             # jax.jit compiles once per shape: round the batch up to a power of
             # two (repeating row 0) so a partial batch adds few new shapes.
-            rows = 1 << (n - 1).bit_length()
+            rows = pow2_rows(n)
         if rows is not None:
             inputs = pad_rows(keras, inputs, n, rows)
         out = keras.ops.convert_to_numpy(fn(inputs))[:n]

@@ -13,6 +13,11 @@ from .._imports import quiet_import
 TEXT_INPUTS = {"token_ids", "padding_mask", "segment_ids"}
 
 
+def pow2_rows(n: int) -> int:
+    """``n`` rounded up to a power of two: JAX's batch rows (few shapes to compile)."""
+    return 1 << (n - 1).bit_length()
+
+
 def pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
     if target == n:
         return inputs

@@ -25,8 +25,9 @@ from typing import NamedTuple
 __all__ = ["COMPILE_TOKENS", "GRAPH_OVERHEAD", "Batch", "plan_batches"]
 
 # Tokens of compiled forward that cost as much CPU as compiling one new shape
-# (MiniLM, 2 cores: 3.3 CPU-s on TF / 1.9 on JAX at about 480 us per token).
-COMPILE_TOKENS = {"tensorflow": 6000, "jax": 4000}
+# on TensorFlow (MiniLM, 2 cores: 3.3 CPU-s at about 480 us per token; JAX's
+# 1.9 CPU-s would be about 3,900, but JAX does not use the plan).
+COMPILE_TOKENS = 6000
 # Extra CPU per token of TF's plain graph over its XLA compile: 1.25-1.47x per
 # MiniLM batch of 8-64 tokens on the benchmark's texts.
 GRAPH_OVERHEAD = 0.35

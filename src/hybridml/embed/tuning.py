@@ -35,8 +35,8 @@ def copy_model(model: Any) -> Any:
     return new
 
 
-def freeze_batchnorm(model: Any) -> int:
-    """Run ``model``'s BatchNormalization layers in inference mode; count them.
+def freeze_batchnorm(model: Any) -> None:
+    """Run ``model``'s BatchNormalization layers in inference mode.
 
     Keras' fine-tuning guide: a BatchNormalization layer with
     ``trainable=False`` keeps its moving statistics and normalises with them,
@@ -50,7 +50,6 @@ def freeze_batchnorm(model: Any) -> int:
     ]
     for layer in layers:
         layer.trainable = False
-    return len(layers)
 
 
 def tuned_embedder(frozen: Embedder, model: Any) -> Embedder:
@@ -166,12 +165,11 @@ def _step_mode(model: Any, modality: str, work: float = float("inf")) -> dict:
     return auto
 
 
-def _work(batches: _Batches, steps: int) -> float:
-    """Tokens x steps of a text fit (0 for other inputs)."""
-    inputs = batches[0][0]
-    if not isinstance(inputs, dict) or "token_ids" not in inputs:
+def _work(batches: _Batches, steps: int, embedder: Embedder) -> float:
+    """Tokens x steps of a text fit (0 for other inputs, with no batch built)."""
+    if embedder.modality != "text":
         return 0.0
-    return float(np.size(inputs["token_ids"])) * steps
+    return float(np.size(batches[0][0]["token_ids"])) * steps
 
 
 def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -230,7 +228,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
         loss=make_loss(est.loss, est.temperature),
-        **_step_mode(encoder, frozen.modality, _work(fit_data, steps)),
+        **_step_mode(encoder, frozen.modality, _work(fit_data, steps, frozen)),
     )
     callbacks, val = [], None
     if use_val:
