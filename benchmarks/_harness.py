@@ -134,10 +134,17 @@ def spread(values: Sequence[float]) -> str:
 def busy_reason(
     runs: Sequence[dict], max_load: float = CORES, max_others: float = 0.15
 ) -> str | None:
-    """Why the ratios of these runs cannot be trusted, or None when they can."""
-    worst = max(max(r["load_before"], r["load_after"]) for r in runs)
+    """Why the ratios of these runs cannot be trusted, or None when they can.
+
+    Busy means: the 1-minute load average above ``max_load`` just before a run
+    (work already on the machine), or other processes using more than
+    ``max_others`` of the cores while a run measured (``/proc/stat`` minus the
+    child). The load average *after* a run is printed but not judged: it
+    includes the benchmark's own threads (2 threads on 2 cores end near 2.0).
+    """
+    worst = max(r["load_before"] for r in runs)
     if worst > max_load:
-        return f"load average reached {worst:.2f} > {max_load:g} (cores {CORES})"
+        return f"load average {worst:.2f} > {max_load:g} before a run (cores {CORES})"
     others = max(r["others_cores"] for r in runs)
     if others > max_others * CORES:
         return (
@@ -145,6 +152,72 @@ def busy_reason(
             f"(limit {max_others * CORES:.2f})"
         )
     return None
+
+
+def cpu_model() -> str:
+    """The processor's model name and its vector units, from /proc/cpuinfo."""
+    name, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and name == "unknown":
+                    name = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    units = [u for u in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if u in flags]
+    units.append("amx" if "amx_tile" in flags else "no amx")
+    return f"{name} ({', '.join(units)})"
+
+
+def report(
+    runs: dict[str, list[dict]], ref: str | None, unit: str, max_load: float
+) -> None:
+    """Medians, spread, cosine to ``ref``'s vectors, first call, and the ratios.
+
+    ``runs``: engine -> the children's results (``n``, ``cpu``, ``wall``,
+    ``first_cpu``, ``first_wall``, ``Z`` the saved vectors). No ratio is
+    printed when :func:`busy_reason` finds the machine busy.
+    """
+    import numpy as np
+
+    first = next(iter(runs.values()))[0]
+    print(f"threads: {json.dumps(first['settings'])}")
+    ref = ref if ref in runs else None
+    Zref = np.load(runs[ref][-1]["Z"]) if ref else None
+    print(f"{'engine':24s} {unit + '/CPU-s':>22s} {unit + '/wall-s':>22s}  cosine")
+    for engine, rs in runs.items():
+        cos = ""
+        if Zref is not None and engine != ref:
+            Z = np.load(rs[-1]["Z"])
+            c = np.sum(Z * Zref, 1) / np.linalg.norm(Z, axis=1)
+            c /= np.linalg.norm(Zref, axis=1)
+            cos = f"min {c.min():.7f} vs {ref}"
+        cpu = [r["n"] / r["cpu"] for r in rs]
+        wall = [r["n"] / r["wall"] for r in rs]
+        print(f"{engine:24s} {spread(cpu):>22s} {spread(wall):>22s}  {cos}")
+    print("first call (load the model, embed the warm-up set: a one-shot user's cost):")
+    for engine, rs in runs.items():
+        cpu = [r["first_cpu"] for r in rs]
+        wall = [r["first_wall"] for r in rs]
+        print(f"{engine:24s} {spread(cpu):>22s} CPU-s {spread(wall):>22s} wall-s")
+    why = busy_reason([r for rs in runs.values() for r in rs], max_load=max_load)
+    if why:
+        print(f"no ratios: the machine was busy ({why}); rerun on a quiet machine.")
+        return
+    base = ref or next(iter(runs))
+    med = {
+        e: (
+            statistics.median(r["n"] / r["cpu"] for r in rs),
+            statistics.median(r["n"] / r["wall"] for r in rs),
+        )
+        for e, rs in runs.items()
+    }
+    for engine in runs:
+        if engine != base:
+            c, w = med[engine][0] / med[base][0], med[engine][1] / med[base][1]
+            print(f"ratio {engine} / {base}: {c:.2f} per CPU-s, {w:.2f} per wall-s")
 
 
 def uptime() -> str:

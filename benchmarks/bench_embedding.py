@@ -202,6 +202,7 @@ def run_parent(args) -> None:
         f"{np.mean(words):.1f} (max {max(words)}); batch {BATCH}; threads "
         f"{args.threads} on {H.CORES} cores; rounds {args.rounds}, rotated"
     )
+    print("cpu:", H.cpu_model())
     print("before:", H.uptime())
     tmp = Path(tempfile.mkdtemp(prefix="bench_embedding_"))
     texts_file = tmp / "texts.json"
@@ -222,52 +223,7 @@ def run_parent(args) -> None:
                 flush=True,
             )
     print("after:", H.uptime())
-    report(runs, args)
-
-
-def report(runs: dict[str, list[dict]], args) -> None:
-    import numpy as np
-
-    first = next(iter(runs.values()))[0]
-    print(f"threads: {json.dumps(first['settings'])}")
-    ref = "st" if "st" in runs else None
-    Zref = np.load(runs[ref][-1]["Z"]) if ref else None
-    print(f"{'engine':24s} {'sent/CPU-s':>22s} {'sent/wall-s':>22s}  cosine vs st")
-    for engine, rs in runs.items():
-        cos = ""
-        if Zref is not None and engine != ref:
-            Z = np.load(rs[-1]["Z"])
-            c = np.sum(Z * Zref, 1) / np.linalg.norm(Z, axis=1)
-            c /= np.linalg.norm(Zref, axis=1)
-            cos = f"min {c.min():.7f}"
-        cpu = [r["n"] / r["cpu"] for r in rs]
-        wall = [r["n"] / r["wall"] for r in rs]
-        print(f"{engine:24s} {H.spread(cpu):>22s} {H.spread(wall):>22s}  {cos}")
-    print(
-        "first call (load the model, embed the warm-up half: what a one-shot "
-        "user pays):"
-    )
-    for engine, rs in runs.items():
-        cpu = [r["first_cpu"] for r in rs]
-        wall = [r["first_wall"] for r in rs]
-        print(f"{engine:24s} {H.spread(cpu):>22s} CPU-s {H.spread(wall):>22s} wall-s")
-    every = [r for rs in runs.values() for r in rs]
-    why = H.busy_reason(every, max_load=args.max_load)
-    base = args.engines[0] if ref is None else ref
-    if why:
-        print(f"no ratios: the machine was busy ({why}); rerun on a quiet machine.")
-        return
-    med = {
-        e: (
-            np.median([r["n"] / r["cpu"] for r in rs]),
-            np.median([r["n"] / r["wall"] for r in rs]),
-        )
-        for e, rs in runs.items()
-    }
-    for engine in runs:
-        if engine != base:
-            c, w = med[engine][0] / med[base][0], med[engine][1] / med[base][1]
-            print(f"ratio {engine} / {base}: {c:.2f} per CPU-s, {w:.2f} per wall-s")
+    H.report(runs, "st", "sent", max_load=args.max_load)
 
 
 if __name__ == "__main__":
