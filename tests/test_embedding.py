@@ -113,6 +113,56 @@ def test_batch_rows_per_backend(text_preset):
         assert rows[0] == 32 and rows[1] >= 5
 
 
+def test_padding_rounds_to_8_only_where_shapes_compile(text_preset):
+    # JAX and TF's XLA compile per shape: lengths round up to 8. torch runs
+    # eagerly and pays per token: batches pad to their longest row only.
+    backend = quiet_import("keras").backend.backend()
+    embedder = get_embedder(text_preset)
+    rows = [np.arange(5), np.arange(11)]
+    expected = 11 if backend == "torch" else 16
+    assert embedder.padded_length(rows) == expected
+    assert embedder.text_batch(rows)["token_ids"].shape == (2, expected)
+
+
+def test_torch_fused_attention_gives_the_same_vectors(text_preset, monkeypatch):
+    keras = quiet_import("keras")
+    if keras.backend.backend() != "torch":
+        pytest.skip("the eager fused-attention switch is torch's")
+    from keras.src import ops as keras_ops
+
+    from hybridml.embed import forward
+
+    embedder = get_embedder(text_preset)
+    words = "the cat sat on the mat a good movie terrible plot".split()
+    long_text = " ".join(words[i % len(words)] for i in range(60))
+    tokens = embedder.tokenize([long_text, "a good movie"], 56)
+    batch = embedder.text_batch(tokens, 56)
+    assert batch["token_ids"].shape[1] >= forward.TORCH_FUSED_FROM
+    fused_calls = []
+    real = keras_ops.dot_product_attention
+    monkeypatch.setattr(
+        keras_ops,
+        "dot_product_attention",
+        lambda *a, **k: fused_calls.append(1) or real(*a, **k),
+    )
+    plain = forward.compile_forward(embedder, "mean", True, fuse=False)
+    fused = forward.compile_forward(embedder, "mean", True)
+    a = keras.ops.convert_to_numpy(plain(batch))
+    assert fused_calls == []
+    b = keras.ops.convert_to_numpy(fused(batch))
+    assert len(fused_calls) == 2  # both attention layers took the fused kernel
+    np.testing.assert_allclose(a, b, atol=2e-6)
+    rates = [
+        layer._dropout
+        for layer in embedder.model._flatten_layers()
+        if isinstance(layer, keras.layers.MultiHeadAttention)
+    ]
+    assert rates and min(rates) > 0  # the model's dropout rates came back
+    length = forward.TORCH_FUSED_FROM - 8
+    fused(embedder.text_batch(embedder.tokenize([long_text], length), length))
+    assert len(fused_calls) == 2  # short batches keep the plain path
+
+
 def test_duplicates_are_embedded_once(text_embed, forward_rows):
     Z = text_embed.transform(TEXTS + TEXTS)
     assert forward_rows() == len(set(TEXTS))
