@@ -66,7 +66,7 @@ def make_job(
     y = np.asarray(y).astype(str)
     rng = np.random.default_rng(0)
     # n_eval 0: each fit is scored on every row outside its training rows
-    ev = np.sort(rng.choice(len(y), n_eval, replace=False)) if n_eval else []
+    ev = np.sort(rng.choice(len(y), n_eval, replace=False))
     pool = np.setdiff1d(np.arange(len(y)), ev)
     fits = []
     for k in shots:
