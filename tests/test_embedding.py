@@ -124,6 +124,33 @@ def test_padding_rounds_to_8_only_where_shapes_compile(text_preset):
     assert embedder.text_batch(rows)["token_ids"].shape == (2, expected)
 
 
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_graph_batch_pads_to_its_longest_row(text_preset, monkeypatch, compiled):
+    # The plan's length binds a compiled batch (its shape is compiled); a batch
+    # sent un-compiled (TF's graph) pays per token and pads to its longest row.
+    from hybridml.embed.shapes import Batch
+
+    embedder = get_embedder(text_preset)
+    embed = KerasEmbeddingTransformer(text_preset).fit(None)
+    longest = max(len(t) for t in embedder.tokenize(TEXTS, 32))
+    n = len(set(TEXTS))
+    monkeypatch.setattr(
+        embedder, "plan", lambda *a: [Batch(0, n, n, longest + 8, compiled)]
+    )
+    widths = []
+    real = embedder.forward
+    monkeypatch.setattr(
+        embedder,
+        "forward",
+        lambda inputs, *a, **k: widths.append(inputs["token_ids"].shape[1])
+        or real(inputs, *a, **k),
+    )
+    Z = embed.transform(TEXTS)
+    assert widths == [longest + 8 if compiled else longest]
+    monkeypatch.undo()
+    np.testing.assert_allclose(Z, embed.transform(TEXTS), atol=2e-6)
+
+
 def test_torch_fused_attention_gives_the_same_vectors(text_preset, monkeypatch):
     keras = quiet_import("keras")
     if keras.backend.backend() != "torch":

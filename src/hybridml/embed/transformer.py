@@ -450,9 +450,15 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
                         )
                     step = next(plan)
                     batch = rows[pos : pos + step.stop - step.start]
-                    inputs = embedder.text_batch(
-                        [token_of[j] for j in batch], step.length
+                    batch_tokens = [token_of[j] for j in batch]
+                    # an un-compiled batch (TF's graph) pays per token, not per
+                    # shape: pad it to its longest row only
+                    length = (
+                        step.length
+                        if step.compiled
+                        else max(len(t) for t in batch_tokens)
                     )
+                    inputs = embedder.text_batch(batch_tokens, length)
                     shape = {"rows": step.rows, "compiled": step.compiled}
                 elif modality == "image":
                     batch = rows[pos : pos + batch_size]
