@@ -142,8 +142,9 @@ def test_a_graph_batch_pads_to_its_longest_row(text_preset, monkeypatch, compile
     monkeypatch.setattr(
         embedder,
         "forward",
-        lambda inputs, *a, **k: widths.append(inputs["token_ids"].shape[1])
-        or real(inputs, *a, **k),
+        lambda inputs, *a, **k: (
+            widths.append(inputs["token_ids"].shape[1]) or real(inputs, *a, **k)
+        ),
     )
     Z = embed.transform(TEXTS)
     assert widths == [longest + 8 if compiled else longest]
