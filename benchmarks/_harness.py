@@ -176,6 +176,49 @@ def cpu_model() -> str:
     return f"{name} ({', '.join(units)})"
 
 
+def run_rounds(
+    engines: Sequence[str], rounds: int, command, tmp, unit: str
+) -> dict[str, list[dict]]:
+    """Run every engine once per round, rounds rotated; print each run.
+
+    ``command(engine, out)`` returns the child's (argv, extra environment); the
+    child saves its vectors to ``out``. Returns engine -> results, each with
+    ``Z``, the path of its vectors.
+    """
+    runs: dict[str, list[dict]] = {e: [] for e in engines}
+    for r, order in enumerate(rotated(engines, rounds)):
+        for engine in order:
+            out = str(tmp / f"{len(runs[engine])}_{engine.replace('/', '_')}.npy")
+            res = run_child(*command(engine, out))
+            res["Z"] = out
+            runs[engine].append(res)
+            print(
+                f"  round {r + 1} {engine:24s} {res['n'] / res['cpu']:7.1f} "
+                f"{unit}/CPU-s {res['n'] / res['wall']:7.1f} {unit}/s  load "
+                f"{res['load_before']:.2f}->{res['load_after']:.2f}  others "
+                f"{res['others_cores']:.2f} cores",
+                flush=True,
+            )
+    return runs
+
+
+def child_env(engine: str, threads: int, src: str) -> tuple[str, dict[str, str]]:
+    """An engine's name and its child's environment: threads pinned, extras set.
+
+    ``name:KEY=VALUE`` adds that variable; ``name:PYTHONPATH=/other/src`` puts
+    another checkout before ``src`` (A/B of two versions in one run).
+    """
+    name, _, extra = engine.partition(":")
+    env = thread_env(threads)
+    if extra:
+        key, _, value = extra.partition("=")
+        env[key] = value
+    env["PYTHONPATH"] = os.pathsep.join(
+        [env.get("PYTHONPATH", ""), src, os.environ.get("PYTHONPATH", "")]
+    ).strip(os.pathsep)
+    return name, env
+
+
 def report(
     runs: dict[str, list[dict]], ref: str | None, unit: str, max_load: float
 ) -> None:

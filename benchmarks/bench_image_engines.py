@@ -167,21 +167,13 @@ def _timed(call, n: int, out: str, settings: dict, first: tuple) -> dict:
 
 # ------------------------------------------------------------------ parent
 def engine_cmd(engine: str, args, job_file: str, out: str) -> tuple[list, dict]:
-    name, _, extra = engine.partition(":")
-    env = H.thread_env(args.threads)
-    if extra:
-        key, _, value = extra.partition("=")
-        env[key] = value
+    name, env = H.child_env(engine, args.threads, str(ROOT / "src"))
     script = [str(Path(__file__).resolve()), "--child", name, "--job", job_file]
     script += ["--threads", str(args.threads), "--out", out]
     if name == "timm":
         env["PYTHONPATH"] = args.timm_path
         return [args.timm_python, *script], env
     env["KERAS_BACKEND"] = name
-    # ``name:PYTHONPATH=/old/checkout/src`` runs another version (A/B).
-    env["PYTHONPATH"] = os.pathsep.join(
-        [env.get("PYTHONPATH", ""), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]
-    ).strip(os.pathsep)
     return [sys.executable, *script], env
 
 
@@ -241,21 +233,13 @@ def run_parent(args) -> None:
     )
     print("cpu:", H.cpu_model())
     print("before:", H.uptime())
-    runs: dict[str, list[dict]] = {e: [] for e in args.engines}
-    for r, order in enumerate(H.rotated(args.engines, args.rounds)):
-        for engine in order:
-            out = str(tmp / f"{len(runs[engine])}_{engine.replace('/', '_')}.npy")
-            cmd, env = engine_cmd(engine, args, str(job_file), out)
-            res = H.run_child(cmd, env)
-            res["Z"] = out
-            runs[engine].append(res)
-            print(
-                f"  round {r + 1} {engine:24s} {res['n'] / res['cpu']:7.1f} "
-                f"img/CPU-s {res['n'] / res['wall']:7.1f} img/s  load "
-                f"{res['load_before']:.2f}->{res['load_after']:.2f}  others "
-                f"{res['others_cores']:.2f} cores",
-                flush=True,
-            )
+    runs = H.run_rounds(
+        args.engines,
+        args.rounds,
+        lambda engine, out: engine_cmd(engine, args, str(job_file), out),
+        tmp,
+        "img",
+    )
     print("after:", H.uptime())
     H.report(runs, "timm", "img", max_load=args.max_load)
 
