@@ -94,6 +94,7 @@ def test_tuning_changes_weights_lowers_loss_and_leaves_the_user_model(text_prese
     assert _batch_loss(tuner, TEXTS, LABELS) < _batch_loss(frozen, TEXTS, LABELS)
     assert tuner.history_["loss"][-1] < tuner.history_["loss"][0]
     assert tuner.n_steps_ == 3 * 3 and tuner.n_pairs_ == 9 * 28
+    assert tuner.loss == "auto" and tuner.loss_ == "cosine"  # text: SetFit's loss
 
 
 def test_model_instance_backbone_is_not_modified():
@@ -154,6 +155,12 @@ def test_images(cnn_preset):
             bn = isinstance(old, keras.layers.BatchNormalization)
             kinds.setdefault(bn, set()).add(same)
     assert kinds[True] == {True} and False in kinds[False]
+    # loss="auto" trains images with supcon; an explicit loss is kept, and the
+    # two train differently from the same seed
+    assert tuner.loss_ == "supcon"
+    cosine = ContrastiveFineTuner(cnn_preset, loss="cosine", **FAST).fit(X, y)
+    assert cosine.loss_ == "cosine"
+    assert not np.allclose(cosine.transform(X), Z, atol=1e-4)
 
 
 def test_early_stopping_holds_out_a_slice():

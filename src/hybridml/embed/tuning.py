@@ -227,7 +227,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     )
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
-        loss=make_loss(est.loss, est.temperature),
+        loss=make_loss(est.loss_, est.temperature),
         **_step_mode(encoder, frozen.modality, _work(fit_data, steps, frozen)),
     )
     callbacks, val = [], None
