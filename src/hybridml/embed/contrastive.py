@@ -49,8 +49,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         not). ``"supcon"``: supervised contrastive loss with in-batch negatives.
         ``"auto"``: ``"supcon"`` for images, ``"cosine"`` otherwise (measured:
         on few-shot Fashion-MNIST the cosine loss lost 4-7 points to frozen
-        features, supcon gained 2.3 at 8 per class; on Rotten Tomatoes cosine
-        beat SetFit). The choice is :attr:`loss_`.
+        features and supcon tied with them; on Rotten Tomatoes cosine matched
+        or beat SetFit). The choice is :attr:`loss_`.
     epochs : int, default=20
         Passes over the labelled rows (a few-shot set is one or two batches).
     learning_rate : float, default=5e-5
