@@ -202,6 +202,23 @@ def run_rounds(
     return runs
 
 
+def measure(
+    engines: Sequence[str],
+    rounds: int,
+    command,
+    tmp,
+    unit: str,
+    ref: str | None,
+    max_load: float,
+) -> None:
+    """The whole measurement: CPU model, load around the runs, rounds, report."""
+    print("cpu:", cpu_model())
+    print("before:", uptime())
+    runs = run_rounds(engines, rounds, command, tmp, unit)
+    print("after:", uptime())
+    report(runs, ref, unit, max_load=max_load)
+
+
 def child_env(engine: str, threads: int, src: str) -> tuple[str, dict[str, str]]:
     """An engine's name and its child's environment: threads pinned, extras set.
 

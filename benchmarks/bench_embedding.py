@@ -196,20 +196,18 @@ def run_parent(args) -> None:
         f"{np.mean(words):.1f} (max {max(words)}); batch {BATCH}; threads "
         f"{args.threads} on {H.CORES} cores; rounds {args.rounds}, rotated"
     )
-    print("cpu:", H.cpu_model())
-    print("before:", H.uptime())
     tmp = Path(tempfile.mkdtemp(prefix="bench_embedding_"))
     texts_file = tmp / "texts.json"
     texts_file.write_text(json.dumps({"A": a, "B": b, "folder": str(folder)}))
-    runs = H.run_rounds(
+    H.measure(
         args.engines,
         args.rounds,
         lambda engine, out: engine_cmd(engine, args, str(texts_file), out),
         tmp,
         "sent",
+        "st",
+        args.max_load,
     )
-    print("after:", H.uptime())
-    H.report(runs, "st", "sent", max_load=args.max_load)
 
 
 if __name__ == "__main__":

@@ -231,17 +231,15 @@ def run_parent(args) -> None:
         f"batch {BATCH}; threads {args.threads} on {H.CORES} cores; rounds "
         f"{args.rounds}, rotated"
     )
-    print("cpu:", H.cpu_model())
-    print("before:", H.uptime())
-    runs = H.run_rounds(
+    H.measure(
         args.engines,
         args.rounds,
         lambda engine, out: engine_cmd(engine, args, str(job_file), out),
         tmp,
         "img",
+        "timm",
+        args.max_load,
     )
-    print("after:", H.uptime())
-    H.report(runs, "timm", "img", max_load=args.max_load)
 
 
 if __name__ == "__main__":
