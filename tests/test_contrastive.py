@@ -163,14 +163,75 @@ def test_images(cnn_preset):
     assert not np.allclose(cosine.transform(X), Z, atol=1e-4)
 
 
+def test_random_crop_flip_cuts_a_window_of_the_image():
+    from hybridml.embed.augment import random_crop_flip
+
+    im = np.arange(40 * 30 * 3).reshape(40, 30, 3)
+    rng = np.random.default_rng(0)
+    flipped = 0
+    for _ in range(50):
+        crop = random_crop_flip(im, rng)
+        h, w = crop.shape[:2]
+        assert 0.6 * 1200 * 0.9 <= h * w <= 1200 and crop.flags.c_contiguous
+        # the crop is a window of the image, mirrored or not
+        top, left = np.argwhere(im[..., 0] == crop[0, 0, 0])[0]
+        window = im[top : top + h, left : left + w]
+        if not np.array_equal(crop, window):
+            top, left = np.argwhere(im[..., 0] == crop[0, -1, 0])[0]
+            window = im[top : top + h, left : left + w, :][:, ::-1]
+            flipped += 1
+        np.testing.assert_array_equal(crop, window)
+    assert 10 < flipped < 40
+    again = random_crop_flip(im, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, random_crop_flip(im, np.random.default_rng(0)))
+
+
+def test_image_training_batches_are_augmented_held_out_ones_are_not(cnn_preset):
+    from hybridml.embed.backbones import get_embedder
+    from hybridml.embed.tuning import _input_maker
+
+    X = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 3)).astype("uint8")
+    embedder = get_embedder(str(cnn_preset))
+    plain = np.asarray(embedder.image_batch(list(X), None))
+    make = _input_maker(embedder, X, None, None, np.random.default_rng(0))
+    idx = np.arange(4)
+    np.testing.assert_array_equal(make(idx), plain)  # held-out rows: whole images
+    augmented = make(idx, augment=True)
+    assert augmented.shape == plain.shape and not np.allclose(augmented, plain)
+    no_rng = _input_maker(embedder, X, None, None, None)
+    np.testing.assert_array_equal(no_rng(idx, augment=True), plain)
+
+
+def test_auto_settings_follow_the_modality(cnn_preset, text_preset):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
+    y = np.array([0, 1] * 4)
+    params = {**FAST, "epochs": 1}
+    params.pop("learning_rate")
+    image = ContrastiveFineTuner(cnn_preset, **params).fit(X, y)
+    assert (image.augment_, image.learning_rate_) == (True, 2e-4)
+    text = ContrastiveFineTuner(text_preset, **params).fit(TEXTS, LABELS)
+    assert (text.augment_, text.learning_rate_) == (False, 5e-5)
+    plain = ContrastiveFineTuner(cnn_preset, augment=False, **FAST).fit(X, y)
+    assert plain.augment_ is False and plain.learning_rate_ == 1e-2
+    # augmentation changes what the copy is trained on, so its weights
+    augmented = ContrastiveFineTuner(cnn_preset, augment=True, **FAST).fit(X, y)
+    assert not np.allclose(plain.transform(X), augmented.transform(X), atol=1e-5)
+
+
 def test_early_stopping_holds_out_a_slice():
-    X = np.random.default_rng(0).normal(size=(120, 5)).astype("float32")
+    X = np.random.default_rng(0).normal(size=(500, 5)).astype("float32")
     y = (X[:, 0] > 0).astype(int)
-    params = {**FAST, "epochs": 2}
+    params = {**FAST, "epochs": 2, "batch_size": 32}
     tuner = ContrastiveFineTuner(numeric_model(), **params).fit(X, y)
-    assert "val_loss" in tuner.history_  # auto: 100+ rows
+    assert "val_loss" in tuner.history_  # auto: a held-out slice of 50 rows
     off = ContrastiveFineTuner(numeric_model(), early_stopping=False, **params)
     assert "val_loss" not in off.fit(X, y).history_
+    # auto: 12 held-out rows of 120 are too few to stop on; True forces them
+    small = ContrastiveFineTuner(numeric_model(), **params).fit(X[:120], y[:120])
+    assert "val_loss" not in small.history_
+    forced = ContrastiveFineTuner(numeric_model(), early_stopping=True, **params)
+    assert "val_loss" in forced.fit(X[:120], y[:120]).history_
 
 
 def test_verbose_shows_keras_progress(text_preset, capsys):
@@ -235,6 +296,8 @@ def test_grid_search_and_cross_val_score(text_preset):
         ({"epochs": 0}, ValueError, "epochs: got 0"),
         ({"batch_size": 1}, ValueError, "batch_size: got 1. Expected at least 2"),
         ({"learning_rate": 0}, ValueError, "learning_rate: got 0"),
+        ({"learning_rate": "fast"}, ValueError, "learning_rate: got 'fast'.*'auto'"),
+        ({"augment": "yes"}, ValueError, "augment: got 'yes'"),
         ({"temperature": -1.0}, ValueError, "temperature: got -1.0"),
         (
             {"warmup_ratio": 1.5},

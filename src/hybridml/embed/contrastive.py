@@ -53,9 +53,11 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         or beat SetFit). The choice is :attr:`loss_`.
     epochs : int, default=20
         Passes over the labelled rows (a few-shot set is one or two batches).
-    learning_rate : float, default=5e-5
+    learning_rate : float or "auto", default="auto"
         Peak learning rate of AdamW, reached after the warm-up, then cosine
-        decay to zero.
+        decay to zero. ``"auto"``: 2e-4 for images, 5e-5 otherwise (measured
+        on few-shot Fashion-MNIST with EfficientNet-Lite0: 2e-4 beat 5e-5,
+        1e-4 and 5e-4). The choice is :attr:`learning_rate_`.
     batch_size : int, default=16
         Rows per training step; each step trains on all its pairs.
     warmup_ratio : float, default=0.1
@@ -64,10 +66,18 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         AdamW's decoupled weight decay.
     temperature : float, default=0.07
         Temperature of ``loss="supcon"``.
+    augment : bool or "auto", default="auto"
+        Train on a random crop (60-100% of the area) of each image, mirrored
+        half the time; held-out rows and ``transform`` see whole images.
+        ``"auto"``: for images; text and numeric rows are never augmented.
+        Turn it off where a mirrored image means another class (digits,
+        text in images). The choice is :attr:`augment_`.
     early_stopping : bool or "auto", default="auto"
         Hold out ``validation_fraction`` of each label's rows and stop when
-        their loss stops improving (best weights kept). ``"auto"``: only with
-        100 rows or more.
+        their loss stops improving (best weights kept). ``"auto"``: only when
+        the held-out slice holds 50 rows or more (500 rows at the default
+        fraction). A slice of 16 images stopped Fashion-MNIST fits after 3-4
+        epochs and cost 5 points of accuracy.
     validation_fraction : float, default=0.1
         Share of rows held out for early stopping.
     patience : int, default=2
@@ -100,6 +110,10 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         What ``y`` was.
     loss_ : {"cosine", "supcon"}
         The loss trained with (``loss="auto"`` resolved).
+    learning_rate_ : float
+        The peak learning rate trained with.
+    augment_ : bool
+        Whether training images were augmented.
     history_ : dict of list of float
         Keras' per-epoch training (and validation) loss.
     n_steps_ : int
@@ -134,11 +148,12 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         *,
         loss: str = "auto",
         epochs: int = 20,
-        learning_rate: float = 5e-5,
+        learning_rate: float | str = "auto",
         batch_size: int = 16,
         warmup_ratio: float = 0.1,
         weight_decay: float = 0.01,
         temperature: float = 0.07,
+        augment: bool | str = "auto",
         early_stopping: bool | str = "auto",
         validation_fraction: float = 0.1,
         patience: int = 2,
@@ -159,6 +174,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self.warmup_ratio = warmup_ratio
         self.weight_decay = weight_decay
         self.temperature = temperature
+        self.augment = augment
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.patience = patience
@@ -207,6 +223,12 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self.loss_ = self.loss
         if self.loss == "auto":
             self.loss_ = "supcon" if self.modality_ == "image" else "cosine"
+        self.learning_rate_ = self.learning_rate
+        if self.learning_rate == "auto":
+            self.learning_rate_ = 2e-4 if self.modality_ == "image" else 5e-5
+        self.augment_ = self.augment is True or (
+            self.augment == "auto" and self.modality_ == "image"
+        )
         result = train(self, frozen, items, Y, groups)
         self._tuned = result["embedder"]
         self._weights = None
@@ -228,13 +250,16 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
                 f"batch_size: got {self.batch_size!r}. Expected at least 2: a "
                 "batch of one row holds no pair."
             )
-        positive = {
-            "learning_rate": self.learning_rate,
-            "temperature": self.temperature,
-        }
+        positive = {"temperature": self.temperature}
+        if not (isinstance(self.learning_rate, str) and self.learning_rate == "auto"):
+            positive["learning_rate"] = self.learning_rate
         for name, value in positive.items():
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name}: got {value!r}. Expected a number > 0.")
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not number or not value > 0:
+                extra = " or 'auto'" if name == "learning_rate" else ""
+                raise ValueError(
+                    f"{name}: got {value!r}. Expected a number > 0{extra}."
+                )
         fractions = {
             "warmup_ratio": self.warmup_ratio,
             "validation_fraction": self.validation_fraction,
@@ -243,6 +268,10 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         for name, value in fractions.items():
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name}: got {value!r}. Expected a number in [0, 1).")
+        if self.augment not in ("auto", True, False):
+            raise ValueError(
+                f"augment: got {self.augment!r}. Expected True, False or 'auto'."
+            )
         if self.early_stopping not in ("auto", True, False):
             raise ValueError(
                 f"early_stopping: got {self.early_stopping!r}. Expected True, "

@@ -101,14 +101,20 @@ class _Batches(keras.utils.PyDataset):
 
     def __getitem__(self, i):
         idx = self.plan[i]
-        return self.make_inputs(idx), self.Y[idx]
+        # training batches are augmented (when the fit augments), held-out not
+        return self.make_inputs(idx, augment=not self.fixed), self.Y[idx]
 
     def on_epoch_end(self):
         if not self.fixed:
             self.plan = batch_plan(self.groups, self.batch_size, self.rng)
 
 
-def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
+def _input_maker(embedder: Embedder, items: Any, seq_len, image_size, rng=None):
+    """``make(idx)``: the model's inputs for rows ``idx``.
+
+    With ``rng``, images are randomly cropped and flipped first (training
+    batches only: :func:`hybridml.embed.augment.random_crop_flip`).
+    """
     modality = embedder.modality
     if modality == "text":
         tokens = embedder.tokenize(list(items), seq_len)  # once per fit
@@ -117,16 +123,38 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size):
         # A length per batch cost a retrace per new length (about 5 CPU-s a
         # step on MiniLM); the padding costs less.
         length = embedder.padded_length(tokens)
-        return lambda idx: embedder.text_batch([tokens[i] for i in idx], length)
+        return lambda idx, augment=False: embedder.text_batch(
+            [tokens[i] for i in idx], length
+        )
     if modality == "image":
+        from .augment import random_crop_flip
 
-        def images(idx):
+        # Crops differ in size: only a converter that resizes can batch them.
+        can_crop = rng is not None and _resizes(embedder, image_size)
+
+        def images(idx, augment=False):
             batch = [_inputs.load_image(items[i]) for i in idx]
+            if augment and can_crop:
+                batch = [random_crop_flip(im, rng) for im in batch]
             return keras.ops.convert_to_numpy(embedder.image_batch(batch, image_size))
 
         return images
     data = np.asarray(items, dtype=np.float32)
-    return lambda idx: data[idx]
+    return lambda idx, augment=False: data[idx]
+
+
+def _resizes(embedder: Embedder, image_size: Any) -> bool:
+    """Whether the image batches of a fit are resized to one size."""
+    if image_size is not None:
+        return True
+    conv = embedder.converter
+    return conv is not None and getattr(conv, "image_size", None) is not None
+
+
+# Held-out rows from which early_stopping="auto" stops early. With 16 held-out
+# images (Fashion-MNIST, 16 a class) the noisy held-out loss stopped fits after
+# 3-4 of 20 epochs: 0.712 accuracy against 0.766 for the full 20 (3 draws).
+AUTO_HELD_OUT = 50
 
 
 # Parameters x tokens x steps of a text fit on TensorFlow from which XLA pays.
@@ -201,10 +229,17 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         bool(est.normalize_),
         name="pooled_encoder",
     )
-    make_inputs = _input_maker(frozen, items, est.sequence_length_, est.image_size)
+    make_inputs = _input_maker(
+        frozen,
+        items,
+        est.sequence_length_,
+        est.image_size,
+        np.random.default_rng(rng.integers(2**31)) if est.augment_ else None,
+    )
     n = len(groups)
     stop = est.early_stopping
-    use_val = (stop == "auto" and n >= 100) or stop is True
+    big = n * est.validation_fraction >= AUTO_HELD_OUT
+    use_val = (stop == "auto" and big) or stop is True
     tr, held = (
         _split(groups, est.validation_fraction, rng)
         if use_val
@@ -215,7 +250,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         tr = np.arange(n)
 
     def subset(rows):
-        return lambda idx: make_inputs(rows[idx])
+        return lambda idx, augment=False: make_inputs(rows[idx], augment)
 
     fit_data = _Batches(
         subset(tr), Y[tr], groups[tr], est.batch_size, rng.integers(2**31)
@@ -223,7 +258,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     steps = len(fit_data) * est.epochs
     warm = max(1, round(est.warmup_ratio * steps))
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, steps - warm), warmup_target=est.learning_rate, warmup_steps=warm
+        0.0, max(1, steps - warm), warmup_target=est.learning_rate_, warmup_steps=warm
     )
     encoder.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
