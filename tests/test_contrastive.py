@@ -219,6 +219,83 @@ def test_auto_settings_follow_the_modality(cnn_preset, text_preset):
     assert not np.allclose(plain.transform(X), augmented.transform(X), atol=1e-5)
 
 
+# -- mixed precision ---------------------------------------------------------------
+
+
+def _layers_with_weights(model):
+    return [
+        layer
+        for layer in model._flatten_layers(include_self=False, recursive=True)
+        if layer.weights and not layer._layers
+    ]
+
+
+def test_bfloat16_tunes_in_mixed_precision(text_preset, tuned):
+    params = {**FAST, "dtype": "bfloat16"}
+    tuner = ContrastiveFineTuner(text_preset, **params).fit(TEXTS, LABELS)
+    assert tuner.dtype_ == "bfloat16" and tuned.dtype_ == "float32"  # CPU: auto
+    model = tuner._tuned_embedder().model
+    layers = _layers_with_weights(model)
+    assert {layer.compute_dtype for layer in layers} == {"bfloat16"}
+    assert {str(w.dtype) for w in model.weights} == {"float32"}  # weights stay
+    Z = tuner.transform(TEXTS)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    # trained: the tuned rows moved away from the frozen ones, but bfloat16
+    # computes the float32 model's answer to about 2-3 significant digits
+    frozen = KerasEmbeddingTransformer(text_preset).fit(TEXTS).transform(TEXTS)
+    assert not np.allclose(Z, frozen, atol=1e-2)
+    assert tuner.fingerprint_ != tuned.fingerprint_
+    restored = pickle.loads(pickle.dumps(tuner))
+    np.testing.assert_allclose(restored.transform(TEXTS), Z, atol=1e-6)
+    assert {
+        layer.compute_dtype
+        for layer in _layers_with_weights(restored._tuned_embedder().model)
+    } == {"bfloat16"}
+
+
+def test_float16_scales_the_loss_and_stays_finite():
+    X = np.random.default_rng(0).normal(size=(24, 5)).astype("float32")
+    y = (X[:, 0] > 0).astype(int)
+    tuner = ContrastiveFineTuner(numeric_model(), dtype="float16", **FAST).fit(X, y)
+    layers = _layers_with_weights(tuner._tuned_embedder().model)
+    assert {layer.compute_dtype for layer in layers} == {"float16"}
+    assert np.isfinite(tuner.history_["loss"]).all()
+    Z = tuner.transform(X)
+    assert Z.dtype == np.float32 and np.isfinite(Z).all()
+    frozen = KerasEmbeddingTransformer(numeric_model()).fit(X).transform(X)
+    assert not np.allclose(Z, frozen, atol=1e-2)
+
+
+def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
+    keras = quiet_import("keras")
+    from hybridml.embed import precision
+    from hybridml.embed.backbones import get_embedder
+    from hybridml.embed.contrastive import resolve_dtype
+
+    model = get_embedder(str(text_preset)).model
+    assert resolve_dtype("auto", model) == "float32"  # this machine: a CPU
+    monkeypatch.setattr(precision, "accelerator_capability", lambda: (8, 0))
+    assert resolve_dtype("auto", model) == "bfloat16"
+    monkeypatch.setattr(precision, "accelerator_capability", lambda: (7, 5))
+    assert resolve_dtype("auto", model) == "float16"
+    assert resolve_dtype("float32", model) == "float32"
+
+    class Fixed(keras.layers.Layer):  # builds its sublayer in float32, in code
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(3, dtype="float32")
+
+        def call(self, x):
+            return self.dense(x)
+
+    inputs = keras.Input((4,))
+    fixed = keras.Model(inputs, Fixed()(inputs))
+    assert resolve_dtype("auto", fixed) == "float32"  # said by dtype_, not raised
+    X = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    with pytest.raises(ValueError, match="dtype: got 'bfloat16', but Functional"):
+        ContrastiveFineTuner(fixed, dtype="bfloat16", **FAST).fit(X, [0, 1] * 4)
+
+
 def test_early_stopping_holds_out_a_slice():
     X = np.random.default_rng(0).normal(size=(500, 5)).astype("float32")
     y = (X[:, 0] > 0).astype(int)
@@ -298,6 +375,7 @@ def test_grid_search_and_cross_val_score(text_preset):
         ({"learning_rate": 0}, ValueError, "learning_rate: got 0"),
         ({"learning_rate": "fast"}, ValueError, "learning_rate: got 'fast'.*'auto'"),
         ({"augment": "yes"}, ValueError, "augment: got 'yes'"),
+        ({"dtype": "int8"}, ValueError, "dtype: got 'int8'"),
         ({"temperature": -1.0}, ValueError, "temperature: got -1.0"),
         (
             {"warmup_ratio": 1.5},

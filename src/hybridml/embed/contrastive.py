@@ -15,12 +15,25 @@ from .._keras_io import is_keras_model
 from .._validation import check_int
 from .backbones import Embedder, get_embedder
 from .pairs import label_targets
+from .precision import DTYPES
 from .transformer import KerasEmbeddingTransformer, _is_numeric_spec, _SavedModel
 
 __all__ = ["ContrastiveFineTuner"]
 
 _RECIPE = "contrastive-1"  # bump when tuned embeddings are computed differently
 LOSSES = ("auto", "cosine", "supcon")
+
+
+def resolve_dtype(dtype: str, model: Any) -> str:
+    """``dtype="auto"`` resolved on this machine for ``model``."""
+    if dtype != "auto":
+        return dtype
+    from .precision import accelerator_capability, auto_dtype, copy_in_dtype
+
+    chosen = auto_dtype(accelerator_capability())
+    if chosen != "float32" and copy_in_dtype(model, chosen) is None:
+        return "float32"  # a subclassed model: Keras cannot switch its policy
+    return chosen
 
 
 class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
@@ -87,6 +100,13 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         same pooling.
     normalize : bool or "auto", default="auto"
         As for :class:`~hybridml.KerasEmbeddingTransformer`.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Compute type while tuning and embedding (Keras mixed precision: the
+        weights stay float32; float16 adds loss scaling). ``"auto"``: bfloat16
+        on a CUDA GPU of compute capability 8.0+, float16 on 7.x, float32 on
+        CPU (where 16-bit compute was slower) and for a model Keras cannot
+        rebuild with a mixed policy (a subclassed model). The choice is
+        :attr:`dtype_`.
     sequence_length : int, default=None
         Tokens per text (None: the preset's own).
     image_size : int or (int, int), default=None
@@ -114,6 +134,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         The peak learning rate trained with.
     augment_ : bool
         Whether training images were augmented.
+    dtype_ : {"float32", "bfloat16", "float16"}
+        The compute type trained and embedded with.
     history_ : dict of list of float
         Keras' per-epoch training (and validation) loss.
     n_steps_ : int
@@ -159,6 +181,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         patience: int = 2,
         pooling: str = "auto",
         normalize: bool | str = "auto",
+        dtype: str = "auto",
         sequence_length: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         embed_batch_size: int = 32,
@@ -180,6 +203,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self.patience = patience
         self.pooling = pooling
         self.normalize = normalize
+        self.dtype = dtype
         self.sequence_length = sequence_length
         self.image_size = image_size
         self.embed_batch_size = embed_batch_size
@@ -226,6 +250,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self.learning_rate_ = self.learning_rate
         if self.learning_rate == "auto":
             self.learning_rate_ = 2e-4 if self.modality_ == "image" else 5e-5
+        self.dtype_ = resolve_dtype(self.dtype, frozen.model)
         self.augment_ = self.augment is True or (
             self.augment == "auto" and self.modality_ == "image"
         )
@@ -268,6 +293,10 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         for name, value in fractions.items():
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
                 raise ValueError(f"{name}: got {value!r}. Expected a number in [0, 1).")
+        if not isinstance(self.dtype, str) or self.dtype not in DTYPES:
+            raise ValueError(
+                f"dtype: got {self.dtype!r}. Expected one of {list(DTYPES)}."
+            )
         if self.augment not in ("auto", True, False):
             raise ValueError(
                 f"augment: got {self.augment!r}. Expected True, False or 'auto'."
@@ -355,6 +384,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             "sequence_length": self.sequence_length_,
             "image_size": list(self.image_size_) if self.image_size_ else None,
         }
+        if getattr(self, "dtype_", "float32") != "float32":
+            payload["dtype"] = self.dtype_
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -364,7 +395,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             from .tuning import copy_model, tuned_embedder
 
             frozen = get_embedder(self.backbone)
-            model = copy_model(frozen.model)
+            model = copy_model(frozen.model, getattr(self, "dtype_", "float32"))
             model.set_weights(self._weights)
             tuned = self._tuned = tuned_embedder(frozen, model)
         return tuned

@@ -20,16 +20,30 @@ from .backbones import Embedder
 from .contrastive_loss import make_loss
 from .forward import _pool
 from .pairs import batch_plan
+from .precision import copy_in_dtype
 
 __all__ = ["copy_model", "train", "tuned_embedder"]
 
 
-def copy_model(model: Any) -> Any:
-    """A new, trainable model with ``model``'s architecture and weights."""
-    try:
-        new = type(model).from_config(model.get_config())
-    except Exception:  # a model whose class cannot rebuild itself from config
-        new = keras.models.clone_model(model)
+def copy_model(model: Any, dtype: str = "float32") -> Any:
+    """A new, trainable model with ``model``'s architecture and weights.
+
+    With ``dtype`` "bfloat16" or "float16" the copy computes in that type and
+    keeps float32 weights (Keras mixed precision).
+    """
+    if dtype != "float32":
+        new = copy_in_dtype(model, dtype)
+        if new is None:
+            raise ValueError(
+                f"dtype: got {dtype!r}, but {type(model).__name__} cannot be "
+                "rebuilt with a mixed-precision policy. Expected a keras-hub "
+                "backbone or a functional/sequential model; pass dtype='float32'."
+            )
+    else:
+        try:
+            new = type(model).from_config(model.get_config())
+        except Exception:  # a model whose class cannot rebuild itself from config
+            new = keras.models.clone_model(model)
     new.set_weights(model.get_weights())
     new.trainable = True
     return new
@@ -220,7 +234,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(seed)
-    model = copy_model(frozen.model)
+    model = copy_model(frozen.model, est.dtype_)
     freeze_batchnorm(model)
     encoder = _PooledEncoder(
         model,
@@ -260,8 +274,11 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     schedule = keras.optimizers.schedules.CosineDecay(
         0.0, max(1, steps - warm), warmup_target=est.learning_rate_, warmup_steps=warm
     )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay)
+    if est.dtype_ == "float16":  # float16 gradients underflow without scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     encoder.compile(
-        optimizer=keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay),
+        optimizer=optimizer,
         loss=make_loss(est.loss_, est.temperature),
         **_step_mode(encoder, frozen.modality, _work(fit_data, steps, frozen)),
     )
