@@ -202,6 +202,36 @@ def test_image_training_batches_are_augmented_held_out_ones_are_not(cnn_preset):
     np.testing.assert_array_equal(no_rng(idx, augment=True), plain)
 
 
+def test_augmented_image_fits_repeat_and_never_touch_held_out_rows(
+    cnn_preset, monkeypatch
+):
+    from hybridml.embed import augment
+
+    seen = []
+    real = augment.random_crop_flip
+
+    def spy(image, rng, **kwargs):
+        seen.append(int(image[0, -1, 0]))  # right half: 10 * row
+        return real(image, rng, **kwargs)
+
+    monkeypatch.setattr(augment, "random_crop_flip", spy)
+    # row i is filled with the value 10 * i: the spy knows which row it crops
+    X = np.stack([np.full((20, 20, 3), 10 * i, "uint8") for i in range(24)])
+    X[:, :, :10] //= 2  # a left/right difference, so a mirror changes the pixels
+    y = np.array([0, 1] * 12)
+    params = {**FAST, "epochs": 2, "early_stopping": True, "validation_fraction": 0.25}
+    tuner = ContrastiveFineTuner(cnn_preset, **params).fit(X, y)
+    assert tuner.augment_ and "val_loss" in tuner.history_
+    cropped = {v // 10 for v in seen}
+    assert len(cropped) == 18  # the 6 held-out rows (3 a class) never
+    calls = len(seen)
+    Z = tuner.transform(X)
+    assert len(seen) == calls  # transform embeds whole images
+    again = ContrastiveFineTuner(cnn_preset, **params).fit(X, y)
+    np.testing.assert_allclose(again.transform(X), Z, atol=1e-5)
+    assert {v // 10 for v in seen[calls:]} == cropped  # the same split
+
+
 def test_auto_settings_follow_the_modality(cnn_preset, text_preset):
     rng = np.random.default_rng(0)
     X = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
@@ -253,10 +283,22 @@ def test_bfloat16_tunes_in_mixed_precision(text_preset, tuned):
     } == {"bfloat16"}
 
 
-def test_float16_scales_the_loss_and_stays_finite():
+def test_float16_scales_the_loss_and_stays_finite(monkeypatch):
+    keras = quiet_import("keras")
+    made = []
+
+    class Spy(keras.optimizers.LossScaleOptimizer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    monkeypatch.setattr(keras.optimizers, "LossScaleOptimizer", Spy)
     X = np.random.default_rng(0).normal(size=(24, 5)).astype("float32")
     y = (X[:, 0] > 0).astype(int)
+    ContrastiveFineTuner(numeric_model(), dtype="bfloat16", **FAST).fit(X, y)
+    assert not made  # bfloat16 has float32's range: no loss scaling
     tuner = ContrastiveFineTuner(numeric_model(), dtype="float16", **FAST).fit(X, y)
+    assert len(made) == 1  # float16 trains through a loss-scale optimizer
     layers = _layers_with_weights(tuner._tuned_embedder().model)
     assert {layer.compute_dtype for layer in layers} == {"float16"}
     assert np.isfinite(tuner.history_["loss"]).all()
@@ -270,15 +312,20 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
     keras = quiet_import("keras")
     from hybridml.embed import precision
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.contrastive import resolve_dtype
+    from hybridml.embed.tuning import _copy_for
 
+    cap = precision.accelerator_capability()  # this backend's real probe
+    assert cap is None or (len(cap) == 2 and all(isinstance(v, int) for v in cap))
     model = get_embedder(str(text_preset)).model
-    assert resolve_dtype("auto", model) == "float32"  # this machine: a CPU
-    monkeypatch.setattr(precision, "accelerator_capability", lambda: (8, 0))
-    assert resolve_dtype("auto", model) == "bfloat16"
-    monkeypatch.setattr(precision, "accelerator_capability", lambda: (7, 5))
-    assert resolve_dtype("auto", model) == "float16"
-    assert resolve_dtype("float32", model) == "float32"
+    monkeypatch.setattr(precision, "accelerator_capability", lambda: None)
+    assert _copy_for(model, "auto")[1] == "float32"  # CPU
+    for capability, dtype in (((8, 0), "bfloat16"), ((7, 5), "float16")):
+        monkeypatch.setattr(precision, "accelerator_capability", lambda c=capability: c)
+        copy, chosen = _copy_for(model, "auto")
+        assert chosen == dtype
+        assert {la.compute_dtype for la in _layers_with_weights(copy)} == {dtype}
+        for a, b in zip(copy.get_weights(), model.get_weights(), strict=True):
+            np.testing.assert_array_equal(a, b)  # the weights, loaded in order
 
     class Fixed(keras.layers.Layer):  # builds its sublayer in float32, in code
         def __init__(self, **kwargs):
@@ -290,18 +337,31 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
 
     inputs = keras.Input((4,))
     fixed = keras.Model(inputs, Fixed()(inputs))
-    assert resolve_dtype("auto", fixed) == "float32"  # said by dtype_, not raised
     X = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+    auto = ContrastiveFineTuner(fixed, **FAST).fit(X, [0, 1] * 4)
+    assert auto.dtype_ == "float32"  # said by dtype_, not raised
     with pytest.raises(ValueError, match="dtype: got 'bfloat16', but Functional"):
         ContrastiveFineTuner(fixed, dtype="bfloat16", **FAST).fit(X, [0, 1] * 4)
 
 
+def test_mixed_precision_reaches_a_nested_model():
+    keras = quiet_import("keras")
+    from hybridml.embed.precision import copy_in_dtype
+
+    inner_in = keras.Input((4,))
+    inner = keras.Model(inner_in, keras.layers.Dense(3)(inner_in), name="base")
+    inputs = keras.Input((4,))
+    outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
+    copy = copy_in_dtype(outer, "bfloat16")
+    assert {la.compute_dtype for la in _layers_with_weights(copy)} == {"bfloat16"}
+
+
 def test_early_stopping_holds_out_a_slice():
-    X = np.random.default_rng(0).normal(size=(500, 5)).astype("float32")
+    X = np.random.default_rng(0).normal(size=(600, 5)).astype("float32")
     y = (X[:, 0] > 0).astype(int)
     params = {**FAST, "epochs": 2, "batch_size": 32}
     tuner = ContrastiveFineTuner(numeric_model(), **params).fit(X, y)
-    assert "val_loss" in tuner.history_  # auto: a held-out slice of 50 rows
+    assert "val_loss" in tuner.history_  # auto: a held-out slice of 59 rows
     off = ContrastiveFineTuner(numeric_model(), early_stopping=False, **params)
     assert "val_loss" not in off.fit(X, y).history_
     # auto: 12 held-out rows of 120 are too few to stop on; True forces them
@@ -309,6 +369,10 @@ def test_early_stopping_holds_out_a_slice():
     assert "val_loss" not in small.history_
     forced = ContrastiveFineTuner(numeric_model(), early_stopping=True, **params)
     assert "val_loss" in forced.fit(X[:120], y[:120]).history_
+    # auto counts the rows the split really holds out: 500 rows at 10% reach
+    # 50 in name only (each label group rounds down: 23 + 26)
+    short = ContrastiveFineTuner(numeric_model(), **params).fit(X[:500], y[:500])
+    assert "val_loss" not in short.history_
 
 
 def test_verbose_shows_keras_progress(text_preset, capsys):
@@ -375,6 +439,7 @@ def test_grid_search_and_cross_val_score(text_preset):
         ({"learning_rate": 0}, ValueError, "learning_rate: got 0"),
         ({"learning_rate": "fast"}, ValueError, "learning_rate: got 'fast'.*'auto'"),
         ({"augment": "yes"}, ValueError, "augment: got 'yes'"),
+        ({"augment": True}, ValueError, "augment: got True for text rows"),
         ({"dtype": "int8"}, ValueError, "dtype: got 'int8'"),
         ({"temperature": -1.0}, ValueError, "temperature: got -1.0"),
         (

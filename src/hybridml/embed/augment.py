@@ -22,6 +22,7 @@ def random_crop_flip(
     scale: tuple[float, float] = (0.6, 1.0),
     ratio: tuple[float, float] = (3 / 4, 4 / 3),
     flip: bool = True,
+    crop: bool = True,
 ) -> np.ndarray:
     """A random-resized-crop box of ``image``, mirrored left-right half the time.
 
@@ -39,6 +40,8 @@ def random_crop_flip(
         Ranges of the box's area share and width / height.
     flip : bool, default=True
         Mirror half the crops.
+    crop : bool, default=True
+        Cut a box; False keeps the whole image (only the mirror applies).
 
     Returns
     -------
@@ -56,7 +59,7 @@ def random_crop_flip(
     h, w = image.shape[:2]
     out = image
     log_lo, log_hi = math.log(ratio[0]), math.log(ratio[1])
-    for _ in range(10):
+    for _ in range(10 if crop else 0):
         area = h * w * rng.uniform(*scale)
         aspect = math.exp(rng.uniform(log_lo, log_hi))
         ch = round(math.sqrt(area / aspect))

@@ -24,18 +24,6 @@ _RECIPE = "contrastive-1"  # bump when tuned embeddings are computed differently
 LOSSES = ("auto", "cosine", "supcon")
 
 
-def resolve_dtype(dtype: str, model: Any) -> str:
-    """``dtype="auto"`` resolved on this machine for ``model``."""
-    if dtype != "auto":
-        return dtype
-    from .precision import accelerator_capability, auto_dtype, copy_in_dtype
-
-    chosen = auto_dtype(accelerator_capability())
-    if chosen != "float32" and copy_in_dtype(model, chosen) is None:
-        return "float32"  # a subclassed model: Keras cannot switch its policy
-    return chosen
-
-
 class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     """Fine-tune a backbone contrastively on labelled rows, then embed with it.
 
@@ -70,8 +58,9 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     learning_rate : float or "auto", default="auto"
         Peak learning rate of AdamW, reached after the warm-up, then cosine
         decay to zero. ``"auto"``: 2e-4 for images, 5e-5 otherwise (measured
-        on few-shot Fashion-MNIST with EfficientNet-Lite0: 2e-4 beat 5e-5,
-        1e-4 and 5e-4). The choice is :attr:`learning_rate_`.
+        on few-shot Fashion-MNIST with EfficientNet-Lite0 only: 2e-4 beat
+        5e-5, 1e-4 and 5e-4; search it for other image models). The choice
+        is :attr:`learning_rate_`.
     batch_size : int, default=16
         Rows per training step; each step trains on all its pairs.
     warmup_ratio : float, default=0.1
@@ -83,7 +72,9 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     augment : bool or "auto", default="auto"
         Train on a random crop (60-100% of the area) of each image, mirrored
         half the time; held-out rows and ``transform`` see whole images.
-        ``"auto"``: for images; text and numeric rows are never augmented.
+        ``"auto"``: for images; text and numeric rows are never augmented
+        (True for them raises). Images a fit cannot resize to one size (no
+        converter, no ``image_size``) are only mirrored.
         Turn it off where a mirrored image means another class (digits,
         text in images). The choice is :attr:`augment_`.
     early_stopping : bool or "auto", default="auto"
@@ -106,8 +97,10 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         weights stay float32; float16 adds loss scaling). ``"auto"``: bfloat16
         on a CUDA GPU of compute capability 8.0+, float16 on 7.x, float32 on
         CPU (where 16-bit compute was slower) and for a model Keras cannot
-        rebuild with a mixed policy (a subclassed model). The choice is
-        :attr:`dtype_`.
+        rebuild with a mixed policy (a layer that builds its sublayers in a
+        fixed dtype). The choice is :attr:`dtype_`. Unlike
+        :class:`~hybridml.KerasEmbeddingTransformer`'s ``dtype``, which loads
+        the whole model (weights too) in that type, the weights stay float32.
     sequence_length : int, default=None
         Tokens per text (None: the preset's own).
     image_size : int or (int, int), default=None
@@ -251,11 +244,19 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self.learning_rate_ = self.learning_rate
         if self.learning_rate == "auto":
             self.learning_rate_ = 2e-4 if self.modality_ == "image" else 5e-5
-        self.dtype_ = resolve_dtype(self.dtype, frozen.model)
-        self.augment_ = self.augment is True or (
-            self.augment == "auto" and self.modality_ == "image"
-        )
+        image = self.modality_ == "image"
+        if not isinstance(self.augment, str) and not self.augment:
+            self.augment_ = False
+        else:
+            if not isinstance(self.augment, str) and not image:
+                raise ValueError(
+                    f"augment: got True for {self.modality_} rows. Expected False "
+                    "or 'auto': only images are augmented (random crops and "
+                    "mirror images)."
+                )
+            self.augment_ = image
         result = train(self, frozen, items, Y, groups)
+        self.dtype_ = result["dtype"]
         self._tuned = result["embedder"]
         self._weights = None
         self.history_ = result["history"]
@@ -298,7 +299,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"dtype: got {self.dtype!r}. Expected one of {list(DTYPES)}."
             )
-        if self.augment not in ("auto", True, False):
+        flag = isinstance(self.augment, (bool, np.bool_))  # a grid's numpy bools too
+        if not (flag or (isinstance(self.augment, str) and self.augment == "auto")):
             raise ValueError(
                 f"augment: got {self.augment!r}. Expected True, False or 'auto'."
             )

@@ -96,7 +96,9 @@ def copy_in_dtype(model: Any, dtype: str) -> Any | None:
         return layer.__class__.from_config({**layer.get_config(), "dtype": policy})
 
     try:
-        new = keras.models.clone_model(model, clone_function=with_policy)
+        new = keras.models.clone_model(
+            model, clone_function=with_policy, recursive=True
+        )
     except Exception:
         return None
     return new if _computes_in(new, dtype) else None

@@ -95,8 +95,10 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     batch_size : int, default=32
         Rows per forward pass. Halved automatically on an out-of-memory error.
     dtype : {"float32", "bfloat16", "float16"}, default=None
-        Compute dtype of the backbone (None means float32). Reduced precision is
-        for GPUs; the output is always float32.
+        Compute dtype of the backbone (None means float32): the whole preset is
+        loaded in that type, weights too. Reduced precision is for GPUs; the
+        output is always float32. (``ContrastiveFineTuner``'s ``dtype`` is
+        mixed precision instead: float32 weights, 16-bit compute.)
     cache : EmbeddingCache, str or path, default=None
         Optional cache of computed rows, keyed by :attr:`fingerprint_` and a hash
         of each row's content; only misses are embedded, and each finished batch

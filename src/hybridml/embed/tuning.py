@@ -16,13 +16,18 @@ import keras
 import numpy as np
 
 from . import inputs as _inputs
+from . import precision as _precision
 from .backbones import Embedder
 from .contrastive_loss import make_loss
 from .forward import _pool
 from .pairs import batch_plan
-from .precision import copy_in_dtype
+from .precision import auto_dtype, copy_in_dtype
 
 __all__ = ["copy_model", "train", "tuned_embedder"]
+
+
+class NoMixedPolicy(ValueError):
+    """The model cannot be rebuilt with a mixed-precision policy."""
 
 
 def copy_model(model: Any, dtype: str = "float32") -> Any:
@@ -34,7 +39,7 @@ def copy_model(model: Any, dtype: str = "float32") -> Any:
     if dtype != "float32":
         new = copy_in_dtype(model, dtype)
         if new is None:
-            raise ValueError(
+            raise NoMixedPolicy(
                 f"dtype: got {dtype!r}, but {type(model).__name__} cannot be "
                 "rebuilt with a mixed-precision policy. Expected a keras-hub "
                 "backbone or a functional/sequential model; pass dtype='float32'."
@@ -126,8 +131,9 @@ class _Batches(keras.utils.PyDataset):
 def _input_maker(embedder: Embedder, items: Any, seq_len, image_size, rng=None):
     """``make(idx)``: the model's inputs for rows ``idx``.
 
-    With ``rng``, images are randomly cropped and flipped first (training
-    batches only: :func:`hybridml.embed.augment.random_crop_flip`).
+    With ``rng``, ``make(idx, augment=True)`` randomly crops and mirrors the
+    images first (:func:`hybridml.embed.augment.random_crop_flip`; training
+    batches only).
     """
     modality = embedder.modality
     if modality == "text":
@@ -143,13 +149,14 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size, rng=None):
     if modality == "image":
         from .augment import random_crop_flip
 
-        # Crops differ in size: only a converter that resizes can batch them.
-        can_crop = rng is not None and _resizes(embedder, image_size)
+        # Crops differ in size: only a converter that resizes can batch them;
+        # without one, images are only mirrored.
+        crop = _resizes(embedder, image_size)
 
         def images(idx, augment=False):
             batch = [_inputs.load_image(items[i]) for i in idx]
-            if augment and can_crop:
-                batch = [random_crop_flip(im, rng) for im in batch]
+            if augment and rng is not None:
+                batch = [random_crop_flip(im, rng, crop=crop) for im in batch]
             return keras.ops.convert_to_numpy(embedder.image_batch(batch, image_size))
 
         return images
@@ -225,6 +232,24 @@ def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.nda
     return np.sort(np.array(train, int)), np.sort(np.array(held, int))
 
 
+def _augment_rng(seed: int | None) -> np.random.Generator:
+    """The augmentation's random stream, apart from the split's and batches'."""
+    if seed is None:
+        return np.random.default_rng()
+    return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
+
+
+def _copy_for(model: Any, dtype: str) -> tuple[Any, str]:
+    """The trainable copy and the dtype it computes in (``"auto"`` resolved)."""
+    if dtype != "auto":
+        return copy_model(model, dtype), dtype
+    chosen = auto_dtype(_precision.accelerator_capability())
+    try:
+        return copy_model(model, chosen), chosen
+    except NoMixedPolicy:  # Keras cannot rebuild it mixed: float32, dtype_ says
+        return copy_model(model, "float32"), "float32"
+
+
 def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     """Fine-tune a copy of ``frozen.model`` as ``est``'s parameters say.
 
@@ -234,7 +259,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
     if seed is not None:
         keras.utils.set_random_seed(int(seed))
     rng = np.random.default_rng(seed)
-    model = copy_model(frozen.model, est.dtype_)
+    model, dtype = _copy_for(frozen.model, est.dtype)
     freeze_batchnorm(model)
     encoder = _PooledEncoder(
         model,
@@ -248,10 +273,13 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         items,
         est.sequence_length_,
         est.image_size,
-        np.random.default_rng(rng.integers(2**31)) if est.augment_ else None,
+        # its own stream: augment on or off, the split and batches are the same
+        _augment_rng(seed) if est.augment_ else None,
     )
     n = len(groups)
     stop = est.early_stopping
+    # auto: split only where the slice can reach AUTO_HELD_OUT rows, then keep
+    # it only if it does (small label groups hold out fewer rows)
     big = n * est.validation_fraction >= AUTO_HELD_OUT
     use_val = (stop == "auto" and big) or stop is True
     tr, held = (
@@ -259,7 +287,8 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         if use_val
         else (np.arange(n), np.array([], int))
     )
-    use_val = use_val and len(held) >= 2
+    need = AUTO_HELD_OUT if stop == "auto" else 2
+    use_val = use_val and len(held) >= need
     if not use_val:
         tr = np.arange(n)
 
@@ -275,7 +304,7 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         0.0, max(1, steps - warm), warmup_target=est.learning_rate_, warmup_steps=warm
     )
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay)
-    if est.dtype_ == "float16":  # float16 gradients underflow without scaling
+    if dtype == "float16":  # float16 gradients underflow without scaling
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     encoder.compile(
         optimizer=optimizer,
@@ -308,4 +337,5 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "steps": len(history.history.get("loss", [])) * len(fit_data),
         "batch": min(est.batch_size, len(tr)),
+        "dtype": dtype,
     }
