@@ -17,6 +17,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from hybridml import ContrastiveFineTuner, KerasEmbeddingTransformer
 from hybridml._imports import quiet_import
 from hybridml.embed.pairs import batch_plan, label_targets
+from hybridml.embed.precision import weighted_layers
 
 GOOD = ["good movie", "great film", "i love this story", "very fun", "great plot"]
 BAD = ["bad movie", "terrible film", "i hate this story", "so boring", "bad plot"]
@@ -252,20 +253,12 @@ def test_auto_settings_follow_the_modality(cnn_preset, text_preset):
 # -- mixed precision ---------------------------------------------------------------
 
 
-def _layers_with_weights(model):
-    return [
-        layer
-        for layer in model._flatten_layers(include_self=False, recursive=True)
-        if layer.weights and not layer._layers
-    ]
-
-
 def test_bfloat16_tunes_in_mixed_precision(text_preset, tuned):
     params = {**FAST, "dtype": "bfloat16"}
     tuner = ContrastiveFineTuner(text_preset, **params).fit(TEXTS, LABELS)
     assert tuner.dtype_ == "bfloat16" and tuned.dtype_ == "float32"  # CPU: auto
     model = tuner._tuned_embedder().model
-    layers = _layers_with_weights(model)
+    layers = weighted_layers(model)
     assert {layer.compute_dtype for layer in layers} == {"bfloat16"}
     assert {str(w.dtype) for w in model.weights} == {"float32"}  # weights stay
     Z = tuner.transform(TEXTS)
@@ -279,7 +272,7 @@ def test_bfloat16_tunes_in_mixed_precision(text_preset, tuned):
     np.testing.assert_allclose(restored.transform(TEXTS), Z, atol=1e-6)
     assert {
         layer.compute_dtype
-        for layer in _layers_with_weights(restored._tuned_embedder().model)
+        for layer in weighted_layers(restored._tuned_embedder().model)
     } == {"bfloat16"}
 
 
@@ -299,7 +292,7 @@ def test_float16_scales_the_loss_and_stays_finite(monkeypatch):
     assert not made  # bfloat16 has float32's range: no loss scaling
     tuner = ContrastiveFineTuner(numeric_model(), dtype="float16", **FAST).fit(X, y)
     assert len(made) == 1  # float16 trains through a loss-scale optimizer
-    layers = _layers_with_weights(tuner._tuned_embedder().model)
+    layers = weighted_layers(tuner._tuned_embedder().model)
     assert {layer.compute_dtype for layer in layers} == {"float16"}
     assert np.isfinite(tuner.history_["loss"]).all()
     Z = tuner.transform(X)
@@ -323,7 +316,7 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
         monkeypatch.setattr(precision, "accelerator_capability", lambda c=capability: c)
         copy, chosen = _copy_for(model, "auto")
         assert chosen == dtype
-        assert {la.compute_dtype for la in _layers_with_weights(copy)} == {dtype}
+        assert {la.compute_dtype for la in weighted_layers(copy)} == {dtype}
         for a, b in zip(copy.get_weights(), model.get_weights(), strict=True):
             np.testing.assert_array_equal(a, b)  # the weights, loaded in order
 
@@ -353,7 +346,7 @@ def test_mixed_precision_reaches_a_nested_model():
     inputs = keras.Input((4,))
     outer = keras.Model(inputs, keras.layers.Dense(2)(inner(inputs)))
     copy = copy_in_dtype(outer, "bfloat16")
-    assert {la.compute_dtype for la in _layers_with_weights(copy)} == {"bfloat16"}
+    assert {la.compute_dtype for la in weighted_layers(copy)} == {"bfloat16"}
 
 
 def test_early_stopping_holds_out_a_slice():

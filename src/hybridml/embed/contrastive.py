@@ -238,23 +238,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
 
         self._copy_recipe(view)
         self.target_type_ = kind
-        self.loss_ = self.loss
-        if self.loss == "auto":
-            self.loss_ = "supcon" if self.modality_ == "image" else "cosine"
-        self.learning_rate_ = self.learning_rate
-        if self.learning_rate == "auto":
-            self.learning_rate_ = 2e-4 if self.modality_ == "image" else 5e-5
-        image = self.modality_ == "image"
-        if not isinstance(self.augment, str) and not self.augment:
-            self.augment_ = False
-        else:
-            if not isinstance(self.augment, str) and not image:
-                raise ValueError(
-                    f"augment: got True for {self.modality_} rows. Expected False "
-                    "or 'auto': only images are augmented (random crops and "
-                    "mirror images)."
-                )
-            self.augment_ = image
+        self._resolve_auto()
         result = train(self, frozen, items, Y, groups)
         self.dtype_ = result["dtype"]
         self._tuned = result["embedder"]
@@ -264,6 +248,26 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         b = result["batch"]
         self.n_pairs_ = self.n_steps_ * b * (b - 1) // 2
         return self
+
+    def _resolve_auto(self) -> None:
+        """``loss_``, ``learning_rate_`` and ``augment_``: the "auto"s resolved."""
+        image = self.modality_ == "image"
+        self.loss_ = self.loss
+        if self.loss == "auto":
+            self.loss_ = "supcon" if image else "cosine"
+        self.learning_rate_ = self.learning_rate
+        if self.learning_rate == "auto":
+            self.learning_rate_ = 2e-4 if image else 5e-5
+        if isinstance(self.augment, str):  # "auto"
+            self.augment_ = image
+        elif self.augment and not image:
+            raise ValueError(
+                f"augment: got True for {self.modality_} rows. Expected False "
+                "or 'auto': only images are augmented (random crops and "
+                "mirror images)."
+            )
+        else:
+            self.augment_ = bool(self.augment)
 
     def _check_params(self) -> None:
         if self.loss not in LOSSES:

@@ -12,7 +12,13 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["DTYPES", "accelerator_capability", "auto_dtype", "copy_in_dtype"]
+__all__ = [
+    "DTYPES",
+    "accelerator_capability",
+    "auto_dtype",
+    "copy_in_dtype",
+    "weighted_layers",
+]
 
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -62,13 +68,18 @@ def auto_dtype(capability: tuple[int, int] | None) -> str:
     return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
 
 
-def _computes_in(model: Any, dtype: str) -> bool:
-    """Whether every layer holding weights computes in ``dtype``."""
-    layers = [
+def weighted_layers(model: Any) -> list:
+    """The innermost layers of ``model`` that hold weights (nested models too)."""
+    return [
         layer
         for layer in model._flatten_layers(include_self=False, recursive=True)
         if layer.weights and not layer._layers
     ]
+
+
+def _computes_in(model: Any, dtype: str) -> bool:
+    """Whether every layer holding weights computes in ``dtype``."""
+    layers = weighted_layers(model)
     return bool(layers) and all(layer.compute_dtype == dtype for layer in layers)
 
 

@@ -166,9 +166,7 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size, rng=None):
 
 def _resizes(embedder: Embedder, image_size: Any) -> bool:
     """Whether the image batches of a fit are resized to one size."""
-    if image_size is not None:
-        return True
-    conv = embedder.converter
+    conv = embedder._converter(image_size)
     return conv is not None and getattr(conv, "image_size", None) is not None
 
 
@@ -232,6 +230,22 @@ def _split(groups: np.ndarray, fraction: float, rng) -> tuple[np.ndarray, np.nda
     return np.sort(np.array(train, int)), np.sort(np.array(held, int))
 
 
+def _held_out(groups, stop, fraction, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    """Training rows and the early-stopping slice (None: no early stopping).
+
+    ``"auto"`` draws a split only where it can reach :data:`AUTO_HELD_OUT`
+    rows, and keeps it only if it does (small label groups hold out fewer).
+    """
+    everything = np.arange(len(groups))
+    auto = isinstance(stop, str)
+    if (not auto and not stop) or (auto and len(groups) * fraction < AUTO_HELD_OUT):
+        return everything, None
+    tr, held = _split(groups, fraction, rng)
+    if len(held) < (AUTO_HELD_OUT if auto else 2):
+        return everything, None
+    return tr, held
+
+
 def _augment_rng(seed: int | None) -> np.random.Generator:
     """The augmentation's random stream, apart from the split's and batches'."""
     if seed is None:
@@ -276,21 +290,8 @@ def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
         # its own stream: augment on or off, the split and batches are the same
         _augment_rng(seed) if est.augment_ else None,
     )
-    n = len(groups)
-    stop = est.early_stopping
-    # auto: split only where the slice can reach AUTO_HELD_OUT rows, then keep
-    # it only if it does (small label groups hold out fewer rows)
-    big = n * est.validation_fraction >= AUTO_HELD_OUT
-    use_val = (stop == "auto" and big) or stop is True
-    tr, held = (
-        _split(groups, est.validation_fraction, rng)
-        if use_val
-        else (np.arange(n), np.array([], int))
-    )
-    need = AUTO_HELD_OUT if stop == "auto" else 2
-    use_val = use_val and len(held) >= need
-    if not use_val:
-        tr = np.arange(n)
+    tr, held = _held_out(groups, est.early_stopping, est.validation_fraction, rng)
+    use_val = held is not None
 
     def subset(rows):
         return lambda idx, augment=False: make_inputs(rows[idx], augment)
