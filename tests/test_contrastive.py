@@ -187,6 +187,17 @@ def test_random_crop_flip_cuts_a_window_of_the_image():
     np.testing.assert_array_equal(again, random_crop_flip(im, np.random.default_rng(0)))
 
 
+def test_images_that_cannot_be_resized_are_only_mirrored():
+    from hybridml.embed.augment import random_crop_flip
+
+    im = np.arange(12 * 9 * 3).reshape(12, 9, 3)
+    rng = np.random.default_rng(0)
+    outs = [random_crop_flip(im, rng, crop=False) for _ in range(20)]
+    kept = sum(np.array_equal(o, im) for o in outs)
+    mirrored = sum(np.array_equal(o, im[:, ::-1]) for o in outs)
+    assert kept + mirrored == 20 and kept > 0 and mirrored > 0
+
+
 def test_image_training_batches_are_augmented_held_out_ones_are_not(cnn_preset):
     from hybridml.embed.backbones import get_embedder
     from hybridml.embed.tuning import _input_maker
