@@ -177,7 +177,7 @@ CALLABLE_NODES = {
                  "__reduce__": {"args": _tuple()}},
     "DTypeNode": {"__class__": "system", "__module__": "os",
                   "__loader__": "DTypeNode", "content": _json("f8")},
-    "MaskedArrayNode": {"__class__": "MaskedArray", "__module__": "numpy.ma.core",
+    "MaskedArrayNode": {"__class__": "system", "__module__": "os",
                         "__loader__": "MaskedArrayNode", "content": {}},
     "QuantileForestNode": {"__class__": "system", "__module__": "os",
                            "__loader__": "QuantileForestNode", "content": _dict()},
