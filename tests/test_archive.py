@@ -46,7 +46,8 @@ def _write(path, members):
 def test_signed_file_loads_with_its_key_and_only_with_it(model, tmp_path, monkeypatch):
     path = save_model(model, tmp_path / "m.hml", key=KEY)
     assert "hmac_sha256" in json.loads(_members(path)["integrity.json"])
-    assert load_model(path, key=KEY).predict(pd.DataFrame({"x": [4.0]}))[0] == pytest.approx(8.0)
+    loaded = load_model(path, key=KEY)
+    assert loaded.predict(pd.DataFrame({"x": [4.0]}))[0] == pytest.approx(8.0)
     with pytest.raises(ValueError, match="signature that does not verify"):
         load_model(path, key="z" * 32)
     monkeypatch.setenv("HYBRIDML_MODEL_KEY", "z" * 32)  # the variable is read too
@@ -125,7 +126,8 @@ def test_manifest_fields_are_checked(model, tmp_path):
 
     with pytest.raises(ValueError, match="classes that are not all strings"):
         load_with(classes=[1, 2])
-    block = {"key": "_hml0_", "modality": "text", "columns": [], "fingerprint": "0" * 64,
+    block = {"key": "_hml0_", "modality": "text", "columns": [],
+             "fingerprint": "0" * 64,
              "params": {"backbone": "x", "cache": "/tmp/evil"}}  # fmt: skip
     with pytest.raises(ValueError, match="parameters outside the closed list"):
         load_with(backbones=[block])

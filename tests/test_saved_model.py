@@ -155,7 +155,7 @@ def test_untrusted_types_are_refused(saved, tmp_path):
     _, path = saved
     payload = sio.dumps(FunctionTransformer(func=os.getcwd))
     _rewrite(path, tmp_path / "evil.hml", payload=payload)
-    with pytest.raises(ValueError, match="'posix.getcwd' in a TypeNode"):
+    with pytest.raises(ValueError, match=r"'posix\.getcwd' in a TypeNode"):
         load_model(tmp_path / "evil.hml")
 
 
