@@ -19,7 +19,7 @@ import pandas as pd
 from .._defaults import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
 from . import features as _features
 from . import table as _checks
-from .saved import block_key
+from .blocks import block_key
 
 __all__ = ["embed_frame"]
 

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone
 
 from .._validation import check_int
+from .blocks import block_key
 from .features import pixel_mode
-from .saved import HybridModel, block_key
+from .saved import HybridModel
+from .table import value_kind
 
 
 def pick_result(session: Any, rank: Any) -> tuple[dict, dict]:
@@ -142,18 +143,6 @@ def block_specs(embedders: list, plan: Any) -> list[dict]:
             }
         )
     return out
-
-
-def value_kind(values: pd.Series) -> str:
-    """What a column holds, as a model file records it: number, bool, string."""
-    if pd.api.types.is_bool_dtype(values):
-        return "bool"
-    if pd.api.types.is_numeric_dtype(values):
-        return "number"
-    present = values.dropna()
-    if len(present) and present.map(lambda v: isinstance(v, str)).all():
-        return "string"
-    return "mixed"
 
 
 def column_schema(plan: Any) -> dict:

@@ -22,9 +22,8 @@ from sklearn.compose import ColumnTransformer
 
 from . import features as _features
 from . import table as _checks
+from .blocks import block_key, block_of
 from .evaluate import design_matrix as _matrix
-from .finalize import value_kind
-from .saved import block_key
 
 
 def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
@@ -70,7 +69,7 @@ def _numbers(column: pd.Series, col: str) -> pd.Series:
 def _categories(column: pd.Series, col: str, entry: dict) -> pd.Series:
     """The column as training saw it; its kind checked, unseen levels named."""
     kind, levels = entry.get("kind"), entry.get("levels", [])
-    got = value_kind(column)
+    got = _checks.value_kind(column)
     if kind in ("string", "number", "bool") and got not in (kind, "mixed"):
         column = _coerce(column, col, kind, got, levels)
     unseen = sorted({str(v) for v in column.dropna() if v not in set(levels)})
@@ -116,9 +115,7 @@ def needed_keys(pipeline: Any) -> set[str]:
         if isinstance(part, ColumnTransformer):
             for _, _, cols in part.transformers:
                 if isinstance(cols, (list, tuple)):
-                    for col in cols:
-                        if isinstance(col, str) and col.startswith("_hml"):
-                            keys.add(col[: col.index("_", 4) + 1])
+                    keys |= {block_of(col) for col in cols} - {None}
     return keys
 
 
@@ -209,6 +206,11 @@ def prediction_frame(
     """The table ``hybridml predict`` writes: kept columns, predictions, proba."""
     frame, base = _checks.read_data(data)
     keep = _checks.check_columns(frame, list(keep), "keep")
+    if proba and model.task != "classification":
+        raise ValueError(
+            f"--proba: got a {model.task} model. Expected a classification model "
+            "for class probabilities. Drop --proba."
+        )
     if proba:
         model.check_proba()  # the one-line error, before embedding
     out = frame[keep].reset_index(drop=True)

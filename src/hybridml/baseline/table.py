@@ -363,6 +363,18 @@ def class_names(y: pd.Series, task: str) -> list:
     return sorted(y.astype(str).unique()) if task == "classification" else []
 
 
+def value_kind(values: pd.Series) -> str:
+    """What a column holds, as a model file records it: number, bool, string."""
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, str)).all():
+        return "string"
+    return "mixed"
+
+
 def check_text(values: pd.Series, col: str) -> None:
     bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
     if bad.any():
