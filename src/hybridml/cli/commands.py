@@ -296,3 +296,13 @@ def _table_output(path: str, kinds: str, example: str) -> Path:
         )
     check_writable_file(output, "--output")  # before any model loads
     return output
+
+
+def serve(args: argparse.Namespace) -> int:
+    from ..serve import run
+
+    options = vars(args).copy()
+    for name in ("command", "handler", "model"):
+        options.pop(name)
+    run(args.model, **options)
+    return 0
