@@ -584,3 +584,49 @@ def test_sigterm_answers_in_flight_requests_then_exits(regression_path):
 def test_openapi_json_is_valid_json(regression):
     with _client(regression) as client:
         assert json.loads(client.get("/openapi.json").text)["openapi"]
+
+
+# -- a real (tiny) backbone: batched rows embed as they do alone ----------------
+
+
+@pytest.fixture(scope="module")
+def text_model_path(text_preset, tmp_path_factory):
+    from _baseline_data import text_frame
+
+    from hybridml.baseline.finalize import finalize
+    from hybridml.baseline.run import run_steps
+
+    session = run_steps(
+        text_frame(12), target="label", text="review", backbones=[str(text_preset)],
+        heads="logreg", cv=3, stack=0, image=(), tabular=None, groups=None,
+        metric=None, task="auto", limit=None, random_state=0, n_jobs=None,
+    )  # fmt: skip
+    board = session.board
+    deep = int(board.loc[board["kind"] == "deep", "rank"].iloc[0])
+    path = tmp_path_factory.mktemp("text_model") / "text.hml"
+    return save_model(finalize(session, deep), path)
+
+
+def test_backbone_model_batched_answers_match_offline_predictions(text_model_path):
+    from _baseline_data import text_frame
+
+    model = load_model(text_model_path)
+    frame = text_frame(8, seed=5)[["review"]]
+    expected = model.predict_proba(frame)[["proba_neg", "proba_pos"]].to_numpy()
+    labels = model.predict(frame).tolist()
+    assert len(set(expected[:, 1].round(6))) > 1  # rows really differ
+    client = _client(model, max_batch=8, max_wait_ms=30)
+
+    def send(i):
+        r = client.post("/predict?proba=true", json=frame.iloc[[i]].to_dict("records"))
+        return i, r.status_code, r.json()
+
+    with client, ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(send, range(len(frame))))
+        batches = client.app.state.metrics.batches
+    for i, status, body in answers:
+        assert status == 200
+        assert body["predictions"] == [labels[i]]
+        got = [body["proba"][0]["neg"], body["proba"][0]["pos"]]
+        np.testing.assert_allclose(got, expected[i], atol=1e-5)
+    assert batches < len(frame)  # rows of several requests shared a backbone call

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..baseline.predict import check_frame
+from ..baseline.predict import check_frame, prediction_frame
 
 
 class TooManyRows(ValueError):
@@ -110,12 +110,14 @@ class Predictor:
 
     # ----------------------------------------------------------------- model
     def predict(self, frame: pd.DataFrame, proba: bool) -> pd.DataFrame:
-        """Labels or values (column ``prediction``), then ``proba_<class>``."""
-        out = pd.DataFrame({"prediction": self.model.predict(frame)})
-        if proba:
-            p = self.model.predict_proba(frame)
-            out = pd.concat([out, p.reset_index(drop=True)], axis=1)
-        return out
+        """Labels or values (column ``prediction``), then ``proba_<class>``.
+
+        ``hybridml predict``'s own path: one embedding of the rows serves both
+        the labels and the probabilities.
+        """
+        out = prediction_frame(self.model, frame, proba=proba)
+        target = f"predicted_{self.model.roles['target']}"
+        return out.rename(columns={target: "prediction"})
 
     def answer(self, result: pd.DataFrame, proba: bool) -> dict:
         """The JSON body of a successful ``POST /predict``."""
