@@ -94,6 +94,7 @@ class Batcher:
         self._held: Job | None = None  # taken from the queue, next batch's first
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        self._lock = threading.Lock()  # no request slips in behind the stop mark
 
     def start(self) -> Batcher:
         """Start the worker thread; return self."""
@@ -106,19 +107,21 @@ class Batcher:
 
     def submit(self, frame: pd.DataFrame, *, proba: bool = False) -> Future:
         """Queue one request's rows; the future resolves to its own result rows."""
-        if self._stopping.is_set():
-            raise RuntimeError(
-                "batcher: got a request after stop(). Expected requests only "
-                "while the server runs. Retry on a running server."
-            )
         job = Job(frame.reset_index(drop=True), proba)
-        self._queue.put(job)
+        with self._lock:
+            if self._stopping.is_set():
+                raise RuntimeError(
+                    "batcher: got a request after stop(). Expected requests only "
+                    "while the server runs. Retry on a running server."
+                )
+            self._queue.put(job)
         return job.future
 
     def stop(self, timeout: float | None = None) -> None:
         """Run every queued request, then end the worker thread."""
-        self._stopping.set()
-        self._queue.put(_STOP)
+        with self._lock:
+            self._stopping.set()
+            self._queue.put(_STOP)
         if self._thread is not None:
             self._thread.join(timeout)
 
