@@ -250,6 +250,8 @@ def test_predict_proba_matches_the_loaded_model(classifier):
         (b"[{", 400, "body: got malformed JSON"),
         (b"\xff\xfe", 400, "body: got malformed JSON"),
         (b"[]", 422, "body: got an empty list"),
+        (b"[" * 100_000 + b"]" * 100_000, 400, "body: got JSON nested too deeply"),
+        (b"[{}]", 422, "columns: got a table without"),
         (b'"text"', 422, "body: got 'text'"),
         (b'[{"review": "a film"}]', 422, "columns: got a table without"),
         (b'[{"review": 3, "stars": 1, "genre": "drama"}]', 422, "text column 'review'"),

@@ -72,7 +72,7 @@ def create_app(
             yield
         finally:
             state["ready"] = False
-            await asyncio.to_thread(batcher.stop)
+            await asyncio.to_thread(batcher.stop, limits.timeout_s)
 
     target = predictor.model.roles["target"]
     app = FastAPI(
@@ -173,6 +173,12 @@ def _parse(raw: bytes) -> Any:
             400,
             f"body: got malformed JSON ({exc}). Expected a JSON object or list "
             "of rows. Check the quoting and brackets.",
+        ) from None
+    except RecursionError:
+        raise HTTPError(
+            400,
+            "body: got JSON nested too deeply to read. Expected a JSON object or "
+            "a list of rows, one value per cell. Send flat rows.",
         ) from None
 
 
