@@ -214,6 +214,17 @@ def test_batcher_stop_answers_queued_requests_then_refuses_new_ones():
         batcher.submit(_frame(1.0))
 
 
+def test_batcher_refuses_a_predict_that_loses_rows(caplog):
+    batcher = Batcher(lambda frame, proba: frame.iloc[:1], max_batch=8, max_wait_ms=50)
+    future = batcher.submit(_frame(1.0, 2.0))
+    with caplog.at_level(logging.ERROR, logger="hybridml.serve"):
+        batcher.start()
+        with pytest.raises(BatchError, match=r"internal error \(RuntimeError, id"):
+            future.result(timeout=10)
+        batcher.stop()
+    assert "predict: got 1 result rows for 2 rows" in caplog.text
+
+
 # -- the endpoints --------------------------------------------------------------
 
 
@@ -317,6 +328,14 @@ def test_a_failing_batch_is_500_with_an_id_and_the_server_keeps_serving(
     assert "predict: got an internal error (RuntimeError" in detail
     assert error_id in caplog.text and "unlucky row" in caplog.text
     assert after.status_code == 200 and after.json()["predictions"] == [3.0]
+
+
+def test_a_request_racing_the_shutdown_is_503(regression):
+    with _client(regression) as client:
+        client.app.state.batcher.stop()  # as at shutdown, before ready is unset
+        response = client.post("/predict", json={"x": 1})
+    assert response.status_code == 503
+    assert "server: got a request while not ready" in response.json()["detail"]
 
 
 def test_a_slow_batch_is_504_after_the_timeout(regression):
@@ -512,6 +531,22 @@ def test_key_is_refused_by_a_loader_without_signatures(regression_path):
         pytest.skip("this load_model checks signatures: --key is passed through")
     with pytest.raises(ValueError, match="--key: got a key"):
         run(regression_path, key="secret")
+
+
+def test_key_is_passed_to_a_loader_that_takes_one(monkeypatch, regression_path):
+    import hybridml.baseline.saved as saved
+    from hybridml.serve import _load
+
+    seen = {}
+
+    def loader(path, *, key=None):
+        seen.update(path=path, key=key)
+        return "model"
+
+    monkeypatch.setattr(saved, "load_model", loader)
+    assert _load(regression_path, "secret") == "model"
+    assert seen == {"path": regression_path, "key": "secret"}
+    assert _load(regression_path, None) == "model" and seen["key"] is None
 
 
 def test_cli_serve_errors_are_one_line(tmp_path, capsys):
