@@ -310,7 +310,7 @@ def test_a_failing_batch_is_500_with_an_id_and_the_server_keeps_serving(
 ):
     client = _client(regression)
     with client, caplog.at_level(logging.ERROR, logger="hybridml.serve"):
-        predictor = client.app.state.predictor
+        predictor = client.app.state.service.predictor
         real = predictor.predict
 
         def flaky(frame, proba):
@@ -319,7 +319,7 @@ def test_a_failing_batch_is_500_with_an_id_and_the_server_keeps_serving(
             return real(frame, proba)
 
         predictor.predict = flaky
-        client.app.state.batcher.predict = flaky
+        client.app.state.service.batcher.predict = flaky
         failed = client.post("/predict", json={"x": 13})
         after = client.post("/predict", json={"x": 1})
     assert failed.status_code == 500
@@ -332,7 +332,7 @@ def test_a_failing_batch_is_500_with_an_id_and_the_server_keeps_serving(
 
 def test_a_request_racing_the_shutdown_is_503(regression):
     with _client(regression) as client:
-        client.app.state.batcher.stop()  # as at shutdown, before ready is unset
+        client.app.state.service.batcher.stop()  # as at shutdown, before ready is unset
         response = client.post("/predict", json={"x": 1})
     assert response.status_code == 503
     assert "server: got a request while not ready" in response.json()["detail"]
@@ -341,13 +341,13 @@ def test_a_request_racing_the_shutdown_is_503(regression):
 def test_a_slow_batch_is_504_after_the_timeout(regression):
     client = _client(regression, timeout_s=0.2)
     with client:
-        real = client.app.state.batcher.predict
+        real = client.app.state.service.batcher.predict
 
         def slow(frame, proba):
             time.sleep(0.6)
             return real(frame, proba)
 
-        client.app.state.batcher.predict = slow
+        client.app.state.service.batcher.predict = slow
         response = client.post("/predict", json={"x": 1})
     assert response.status_code == 504
     assert "predict: got no result within 0.2 s" in response.json()["detail"]
@@ -367,8 +367,10 @@ def test_not_ready_before_warm_up_is_503(regression):
 def test_warm_up_runs_the_model_before_the_first_request(regression):
     calls = []
     client = _client(regression)
-    real = client.app.state.batcher.predict
-    client.app.state.batcher.predict = lambda f, p: calls.append(len(f)) or real(f, p)
+    real = client.app.state.service.batcher.predict
+    client.app.state.service.batcher.predict = lambda f, p: (
+        calls.append(len(f)) or real(f, p)
+    )
     with client:
         assert calls == [2]  # the dummy batch, before any request
         client.post("/predict", json={"x": 1})
@@ -469,7 +471,7 @@ def test_concurrent_requests_each_get_their_own_rows(regression):
 
     with client, ThreadPoolExecutor(32) as pool:
         answers = list(pool.map(send, jobs))
-        metrics = client.app.state.metrics
+        metrics = client.app.state.service.metrics
     wrong = [
         (xs, got)
         for xs, (status, got) in zip(jobs, answers, strict=True)
@@ -535,7 +537,7 @@ def test_key_is_refused_by_a_loader_without_signatures(regression_path):
 
 def test_key_is_passed_to_a_loader_that_takes_one(monkeypatch, regression_path):
     import hybridml.baseline.saved as saved
-    from hybridml.serve import _load
+    from hybridml.serve.predictor import load
 
     seen = {}
 
@@ -544,9 +546,9 @@ def test_key_is_passed_to_a_loader_that_takes_one(monkeypatch, regression_path):
         return "model"
 
     monkeypatch.setattr(saved, "load_model", loader)
-    assert _load(regression_path, "secret") == "model"
+    assert load(regression_path, "secret") == "model"
     assert seen == {"path": regression_path, "key": "secret"}
-    assert _load(regression_path, None) == "model" and seen["key"] is None
+    assert load(regression_path, None) == "model" and seen["key"] is None
 
 
 def test_cli_serve_errors_are_one_line(tmp_path, capsys):
@@ -660,7 +662,7 @@ def test_backbone_model_batched_answers_match_offline_predictions(text_model_pat
 
     with client, ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(send, range(len(frame))))
-        batches = client.app.state.metrics.batches
+        batches = client.app.state.service.metrics.batches
     for i, status, body in answers:
         assert status == 200
         assert body["predictions"] == [labels[i]]

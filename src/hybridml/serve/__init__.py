@@ -10,14 +10,16 @@ and the endpoints live in :mod:`.app`. Needs ``pip install "hybridml[serve]"``.
 from __future__ import annotations
 
 import importlib.util
-import inspect
 import json
 import os
 from typing import Any
 
+from .._validation import check_int
+
 __all__ = ["create_app", "run"]
 
 _EXTRA = 'pip install "hybridml[serve]"'
+_ENV_CONFIG = "HYBRIDML_SERVE_CONFIG"  # run() to its --workers processes
 
 
 def run(
@@ -40,39 +42,35 @@ def run(
     ----------
     model : str or path-like
         A ``.hml`` file written by ``hybridml baseline --save-best``.
-    host, port : str, int
-        Where to listen; 127.0.0.1 (this machine only) unless told otherwise.
+    host : str, default="127.0.0.1"
+        Where to listen: this machine only unless told otherwise.
+    port : int, default=8000
+        The TCP port.
     max_batch : int, default=64
         The most rows one model call gathers from concurrent requests (1: off).
     max_wait_ms : float, default=5.0
         How long the oldest waiting request waits for others.
     workers : int, default=1
         Server processes, each with its own copy of the model.
-    max_rows, max_body_bytes, timeout_s
-        Per-request limits (413, 413, 504).
-    key : str or None
+    max_rows : int, default=1000
+        The most rows one request may send (413 beyond).
+    max_body_bytes : int, default=1048576
+        The largest request body (413 beyond).
+    timeout_s : float, default=30.0
+        Seconds a request waits for its prediction (504 beyond); also how long
+        shutdown waits for requests in flight.
+    key : str or None, default=None
         Passed to :func:`hybridml.load_model` where it accepts a key.
     log_level : str, default="info"
         uvicorn's log level.
     """
-    from .._validation import check_int
-
-    for name, value in (("max_batch", max_batch), ("workers", workers),
-                        ("max_rows", max_rows), ("max_body_bytes", max_body_bytes),
-                        ("port", port)):  # fmt: skip
-        check_int(value, name, minimum=0 if name == "port" else 1)
-    for name, value in (("max_wait_ms", max_wait_ms), ("timeout_s", timeout_s)):
-        if not isinstance(value, (int, float)) or not value >= 0:
-            raise ValueError(
-                f"{name}: got {value!r}. Expected a number >= 0. Pass e.g. "
-                f"--{name.replace('_', '-')} 5."
-            )
+    check_int(workers, "workers")
+    check_int(port, "port", minimum=0)
+    settings = _settings(max_batch, max_wait_ms, max_rows, max_body_bytes, timeout_s)
     uvicorn = _require()
-    from .app import ENV_CONFIG, Limits, create_app
-    from .predictor import Predictor
+    from .predictor import load
 
-    loaded = _load(model, key)  # refusals are one line, before any port is taken
-    predictor = Predictor(loaded, max_rows=max_rows)
+    loaded = load(model, key)  # refusals are one line, before any port is taken
     options = dict(
         host=host,
         port=port,
@@ -81,37 +79,78 @@ def run(
         timeout_graceful_shutdown=max(1, int(timeout_s) + 1),
     )
     if workers == 1:
-        app = create_app(
-            predictor,
-            max_batch=max_batch,
-            max_wait_ms=max_wait_ms,
-            limits=Limits(max_body_bytes, timeout_s),
-        )
-        uvicorn.run(app, **options)
+        uvicorn.run(create_app(loaded, **settings), **options)
         return
-    os.environ[ENV_CONFIG] = json.dumps(
-        dict(model=os.fspath(model), key=key, max_batch=max_batch,
-             max_wait_ms=max_wait_ms, max_rows=max_rows,
-             max_body_bytes=max_body_bytes, timeout_s=timeout_s)
-    )  # fmt: skip
+    config = {"model": os.fspath(model), "key": key, **settings}
+    os.environ[_ENV_CONFIG] = json.dumps(config)
     uvicorn.run(
-        "hybridml.serve.app:app_from_env", factory=True, workers=workers, **options
+        "hybridml.serve:_app_from_env", factory=True, workers=workers, **options
     )
 
 
-def create_app(model: Any, **options: Any) -> Any:
-    """The FastAPI app for a loaded model (see :func:`.app.create_app`)."""
+def create_app(
+    model: Any,
+    *,
+    max_batch: int = 64,
+    max_wait_ms: float = 5.0,
+    max_rows: int = 1000,
+    max_body_bytes: int = 1 << 20,
+    timeout_s: float = 30.0,
+) -> Any:
+    """The FastAPI app serving a loaded model (what :func:`run` serves).
+
+    Parameters
+    ----------
+    model : HybridModel
+        As returned by :func:`hybridml.load_model`.
+    max_batch, max_wait_ms, max_rows, max_body_bytes, timeout_s
+        As in :func:`run`.
+
+    Returns
+    -------
+    fastapi.FastAPI
+        Warmed by its lifespan (uvicorn, or ``with TestClient(app)``).
+    """
+    settings = _settings(max_batch, max_wait_ms, max_rows, max_body_bytes, timeout_s)
     _require()
     from .app import Limits
     from .app import create_app as build
     from .predictor import Predictor
 
-    predictor = Predictor(model, max_rows=options.pop("max_rows", 1000))
-    limits = Limits(
-        options.pop("max_body_bytes", Limits.max_body_bytes),
-        options.pop("timeout_s", Limits.timeout_s),
+    return build(
+        Predictor(model, max_rows=settings["max_rows"]),
+        max_batch=settings["max_batch"],
+        max_wait_ms=settings["max_wait_ms"],
+        limits=Limits(settings["max_body_bytes"], settings["timeout_s"]),
     )
-    return build(predictor, limits=limits, **options)
+
+
+def _settings(max_batch, max_wait_ms, max_rows, max_body_bytes, timeout_s) -> dict:
+    """The checked per-server settings, as keyword arguments of create_app."""
+    for name, value in (("max_batch", max_batch), ("max_rows", max_rows),
+                        ("max_body_bytes", max_body_bytes)):  # fmt: skip
+        check_int(value, name)
+    for name, value in (("max_wait_ms", max_wait_ms), ("timeout_s", timeout_s)):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not (value >= 0)
+        ):
+            raise ValueError(
+                f"{name}: got {value!r}. Expected a number >= 0. Pass e.g. "
+                f"--{name.replace('_', '-')} 5."
+            )
+    return dict(max_batch=max_batch, max_wait_ms=max_wait_ms, max_rows=max_rows,
+                max_body_bytes=max_body_bytes, timeout_s=timeout_s)  # fmt: skip
+
+
+def _app_from_env() -> Any:
+    """Each ``--workers`` process: load the model, build the app (uvicorn factory)."""
+    from .predictor import load
+
+    config = json.loads(os.environ[_ENV_CONFIG])
+    model = load(config.pop("model"), config.pop("key"))
+    return create_app(model, **config)
 
 
 def _require() -> Any:
@@ -129,18 +168,3 @@ def _require() -> Any:
     import uvicorn
 
     return uvicorn
-
-
-def _load(path: str | os.PathLike, key: str | None) -> Any:
-    """:func:`load_model`, passing ``key`` only where the loader takes one."""
-    from ..baseline.saved import load_model
-
-    if key is None:
-        return load_model(path)
-    if "key" not in inspect.signature(load_model).parameters:
-        raise ValueError(
-            "--key: got a key, but this hybridml's load_model checks no "
-            "signature. Expected a loader that takes key=. Upgrade hybridml, or "
-            "drop --key."
-        )
-    return load_model(path, key=key)

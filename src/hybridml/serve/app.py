@@ -1,5 +1,7 @@
 """The HTTP front: a FastAPI app over one :class:`Predictor` and one :class:`Batcher`.
 
+Imported only once the ``serve`` extra is known to be there (``serve._require``).
+
 Every ``POST /predict`` is read (bounded), parsed and checked on its own; only
 checked rows reach the batcher, so a bad request is answered 422 alone and
 never fails the requests batched with it. Status codes: 400 malformed JSON,
@@ -10,18 +12,19 @@ messages as ``hybridml predict``), 500 a failed batch (its id is in the log),
 
 import asyncio
 import json
-import os
 import time
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+
 from .batching import Batcher, BatchError
 from .metrics import Metrics
 from .predictor import Predictor, TooManyRows
-
-ENV_CONFIG = "HYBRIDML_SERVE_CONFIG"
 
 
 @dataclass(frozen=True)
@@ -41,102 +44,117 @@ class HTTPError(Exception):
         self.message = " ".join(message.split())
 
 
+class Service:
+    """What the routes share: the predictor, the batcher, the counters, readiness.
+
+    The lifespan starts the batcher's worker thread and runs a dummy batch
+    through it (the backbone included) before the server accepts connections;
+    on shutdown, every queued request is answered before the thread ends.
+    """
+
+    def __init__(
+        self,
+        predictor: Predictor,
+        *,
+        max_batch: int,
+        max_wait_ms: float,
+        limits: Limits,
+    ) -> None:
+        self.predictor = predictor
+        self.limits = limits
+        self.metrics = Metrics()
+        self.batcher = Batcher(
+            predictor.predict, max_batch=max_batch, max_wait_ms=max_wait_ms
+        )
+        self.ready = False
+
+    @asynccontextmanager
+    async def lifespan(self, app: Any) -> AsyncIterator[None]:
+        self.batcher.start()
+        warm = self.predictor.frame(self.predictor.example_rows())
+        proba = self.predictor.has_proba
+        await asyncio.wrap_future(self.batcher.submit(warm, proba=proba))
+        self.batcher.on_batch = self.metrics.batch  # counted after the warm-up
+        self.ready = True
+        try:
+            yield
+        finally:
+            self.ready = False
+            await asyncio.to_thread(self.batcher.stop, self.limits.timeout_s)
+
+    async def predict(self, request: Request) -> JSONResponse:
+        start, rows, status = time.perf_counter(), 0, 500
+        try:
+            proba = _flag(request.query_params.get("proba", "false"))
+            if not self.ready:
+                raise HTTPError(503, _NOT_READY)
+            body = _parse(await _read(request, self.limits.max_body_bytes))
+            try:
+                frame = self.predictor.frame(body, proba=proba)
+            except TooManyRows as exc:
+                raise HTTPError(413, str(exc)) from None
+            except (ValueError, TypeError) as exc:
+                raise HTTPError(422, str(exc)) from None
+            result = await _result(self.batcher, frame, proba, self.limits.timeout_s)
+            rows, status = len(frame), 200
+            return JSONResponse(self.predictor.answer(result, proba))
+        except HTTPError as exc:
+            status = exc.status
+            return JSONResponse({"detail": exc.message}, status_code=exc.status)
+        finally:
+            self.metrics.request(status, time.perf_counter() - start, rows)
+
+    async def schema(self) -> dict:
+        return self.predictor.schema()
+
+    async def health(self) -> dict:
+        return {"status": "ok"}
+
+    async def readiness(self) -> JSONResponse:
+        if not self.ready:
+            return JSONResponse({"detail": _NOT_READY}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    async def prometheus(self) -> PlainTextResponse:
+        text = self.metrics.render()
+        return PlainTextResponse(text, media_type="text/plain; version=0.0.4")
+
+    async def page(self) -> HTMLResponse:
+        return HTMLResponse(
+            resources.files(__package__).joinpath("page.html").read_text()
+        )
+
+
 def create_app(
     predictor: Predictor,
     *,
     max_batch: int = 64,
     max_wait_ms: float = 5.0,
     limits: Limits = Limits(),
-) -> Any:
-    """The FastAPI app serving ``predictor``; warm before it accepts a request.
-
-    The lifespan starts the batcher's worker thread and runs a dummy batch
-    through it (the backbone included) before the server accepts connections;
-    on shutdown, every queued request is answered before the thread ends.
-    """
-    from fastapi import FastAPI, Request
-    from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
-
-    metrics = Metrics()
-    batcher = Batcher(predictor.predict, max_batch=max_batch, max_wait_ms=max_wait_ms)
-    state = {"ready": False}
-
-    @asynccontextmanager
-    async def lifespan(app):
-        batcher.start()
-        warm = predictor.frame(predictor.example_rows())
-        await asyncio.wrap_future(batcher.submit(warm, proba=predictor.has_proba))
-        batcher.on_batch = metrics.batch  # counts batches after the warm-up
-        state["ready"] = True
-        try:
-            yield
-        finally:
-            state["ready"] = False
-            await asyncio.to_thread(batcher.stop, limits.timeout_s)
-
-    target = predictor.model.roles["target"]
+) -> FastAPI:
+    """The FastAPI app serving ``predictor``; ``app.state.service`` holds its state."""
+    service = Service(
+        predictor, max_batch=max_batch, max_wait_ms=max_wait_ms, limits=limits
+    )
     app = FastAPI(
-        title=f"hybridml: predict {target!r}",
+        title=f"hybridml: predict {predictor.model.roles['target']!r}",
         description="A model saved by `hybridml baseline --save-best`, served by "
         "`hybridml serve`. No authentication and no TLS: keep it on 127.0.0.1 "
         "or behind a reverse proxy that adds them.",
-        lifespan=lifespan,
+        lifespan=service.lifespan,
     )
-    app.state.batcher, app.state.metrics, app.state.predictor = (
-        batcher,
-        metrics,
-        predictor,
+    app.state.service = service
+    openapi = _predict_openapi(predictor)
+    app.add_api_route(
+        "/predict", service.predict, methods=["POST"], openapi_extra=openapi
     )
-
-    @app.post("/predict", openapi_extra=_predict_openapi(predictor))
-    async def predict(request: Request) -> Any:
-        start, rows, status = time.perf_counter(), 0, 500
-        try:
-            proba = _flag(request.query_params.get("proba", "false"))
-            if not state["ready"]:
-                raise HTTPError(503, _NOT_READY)
-            body = _parse(await _read(request, limits.max_body_bytes))
-            try:
-                frame = predictor.frame(body, proba=proba)
-            except TooManyRows as exc:
-                raise HTTPError(413, str(exc)) from None
-            except (ValueError, TypeError) as exc:
-                raise HTTPError(422, str(exc)) from None
-            result = await _result(batcher, frame, proba, limits.timeout_s)
-            rows, status = len(frame), 200
-            return JSONResponse(predictor.answer(result, proba))
-        except HTTPError as exc:
-            status = exc.status
-            return JSONResponse({"detail": exc.message}, status_code=exc.status)
-        finally:
-            metrics.request(status, time.perf_counter() - start, rows)
-
-    @app.get("/schema")
-    async def schema() -> Any:
-        return predictor.schema()
-
-    @app.get("/health")
-    async def health() -> Any:
-        return {"status": "ok"}
-
-    @app.get("/ready")
-    async def ready() -> Any:
-        if not state["ready"]:
-            return JSONResponse({"detail": _NOT_READY}, status_code=503)
-        return {"status": "ready"}
-
-    @app.get("/metrics", response_class=PlainTextResponse)
-    async def metrics_page() -> Any:
-        return PlainTextResponse(
-            metrics.render(), media_type="text/plain; version=0.0.4"
-        )
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def page() -> Any:
-        return HTMLResponse(
-            resources.files(__package__).joinpath("page.html").read_text()
-        )
-
+    app.add_api_route("/schema", service.schema, methods=["GET"])
+    app.add_api_route("/health", service.health, methods=["GET"])
+    app.add_api_route("/ready", service.readiness, methods=["GET"])
+    app.add_api_route("/metrics", service.prometheus, methods=["GET"],
+                      response_class=PlainTextResponse)  # fmt: skip
+    app.add_api_route("/", service.page, methods=["GET"], include_in_schema=False,
+                      response_class=HTMLResponse)  # fmt: skip
     return app
 
 
@@ -240,18 +258,3 @@ def _predict_openapi(predictor: Predictor) -> dict:
             },
         },
     }
-
-
-def app_from_env() -> Any:
-    """Build the app from ``$HYBRIDML_SERVE_CONFIG`` (each ``--workers`` process)."""
-    from . import _load
-
-    config = json.loads(os.environ[ENV_CONFIG])
-    predictor = Predictor(_load(config["model"], config.get("key")),
-                          max_rows=config["max_rows"])  # fmt: skip
-    return create_app(
-        predictor,
-        max_batch=config["max_batch"],
-        max_wait_ms=config["max_wait_ms"],
-        limits=Limits(config["max_body_bytes"], config["timeout_s"]),
-    )
