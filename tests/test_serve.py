@@ -391,11 +391,13 @@ def test_schema_names_columns_roles_types_and_classes(classifier):
 def test_schema_carries_the_saved_schema_and_levels_where_the_model_has_one(
     classifier,
 ):
-    classifier.schema = {"genre": {"dtype": "category", "levels": ["drama", "x"]}}
+    genre = {"role": "categorical", "kind": "string", "levels": ["drama", "x"]}
+    classifier.schema = {"genre": genre}
     with _client(classifier) as client:
         schema = client.get("/schema").json()
         openapi = client.get("/openapi.json").json()
     assert schema["levels"] == {"genre": ["drama", "x"]}
+    assert schema["dtypes"]["genre"] == "string"
     assert schema["schema"]["genre"]["levels"] == ["drama", "x"]
     example = openapi["paths"]["/predict"]["post"]["requestBody"]["content"]
     assert example["application/json"]["example"][0]["genre"] == "drama"

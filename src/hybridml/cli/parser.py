@@ -283,5 +283,9 @@ def _add_serve(sub: Any) -> None:
         dest="timeout_s",
         help="answer 504 after this many seconds (default 30)",
     )
-    p.add_argument("--key", help="passed to the model loader's signature check")
+    p.add_argument(
+        "--key",
+        help="passed to the model loader's signature check (visible in ps: "
+        "prefer the environment where the loader reads the key from it)",
+    )
     p.set_defaults(handler=commands.serve)  # fmt: skip

@@ -173,11 +173,15 @@ class Predictor:
     def schema(self) -> dict:
         """``GET /schema``: columns, roles, a JSON type per column, classes."""
         model, roles = self.model, self.model.roles
+        saved = getattr(model, "schema", None)
+        entries = saved if isinstance(saved, dict) else {}
         dtypes = {}
         for role, kind in _KINDS.items():
             for col in roles[role]:
-                dtypes[col] = kind
-        saved = getattr(model, "schema", None)
+                entry = entries.get(col)
+                found = entry.get("kind") if isinstance(entry, dict) else None
+                # a categorical column's JSON type, where the model file says
+                dtypes[col] = found if role == "categorical" and found else kind
         out = {
             "columns": self.columns,
             "roles": roles,
