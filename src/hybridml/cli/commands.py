@@ -173,6 +173,16 @@ def datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    from ..serve import run
+
+    options = vars(args).copy()
+    for name in ("command", "handler", "model"):
+        options.pop(name)
+    run(args.model, **options)
+    return 0
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
 
@@ -296,13 +306,3 @@ def _table_output(path: str, kinds: str, example: str) -> Path:
         )
     check_writable_file(output, "--output")  # before any model loads
     return output
-
-
-def serve(args: argparse.Namespace) -> int:
-    from ..serve import run
-
-    options = vars(args).copy()
-    for name in ("command", "handler", "model"):
-        options.pop(name)
-    run(args.model, **options)
-    return 0
