@@ -544,6 +544,28 @@ def test_run_checks_its_options_before_loading(tmp_path, regression_path):
         run(tmp_path / "missing.hml")
 
 
+def test_run_hands_uvicorn_the_app_or_the_worker_factory(monkeypatch, regression_path):
+    import uvicorn
+
+    from hybridml.serve import _app_from_env
+
+    calls = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append((app, kw)))
+    monkeypatch.delenv("HYBRIDML_SERVE_CONFIG", raising=False)
+    run(regression_path, port=9, max_batch=8)
+    app, options = calls[-1]
+    assert app.state.service.batcher.max_batch == 8
+    assert options["host"] == "127.0.0.1" and options["port"] == 9
+    with pytest.warns(UserWarning, match="serve: got --host '0.0.0.0', reachable"):
+        run(regression_path, host="0.0.0.0", workers=2, max_wait_ms=7)
+    factory, options = calls[-1]
+    assert factory == "hybridml.serve:_app_from_env"
+    assert options["factory"] is True and options["workers"] == 2
+    worker_app = _app_from_env()  # what each worker process builds
+    assert worker_app.state.service.batcher.max_wait_ms == 7
+    assert os.environ["HYBRIDML_SERVE_CONFIG"]  # set by run, for the workers
+
+
 def test_key_is_refused_by_a_loader_without_signatures(regression_path):
     import inspect
 

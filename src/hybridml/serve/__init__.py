@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import warnings
 from typing import Any
 
 from .._validation import check_int
@@ -20,6 +21,7 @@ __all__ = ["create_app", "run"]
 
 _EXTRA = 'pip install "hybridml[serve]"'
 _ENV_CONFIG = "HYBRIDML_SERVE_CONFIG"  # run() to its --workers processes
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def run(
@@ -69,6 +71,15 @@ def run(
     settings = _settings(max_batch, max_wait_ms, max_rows, max_body_bytes, timeout_s)
     uvicorn = _require()
     from .predictor import load
+
+    if host not in _LOOPBACK:
+        warnings.warn(
+            f"serve: got --host {host!r}, reachable from other machines, with no "
+            "authentication and no TLS. Put it behind a reverse proxy that adds "
+            "them (README), or keep --host 127.0.0.1.",
+            UserWarning,
+            stacklevel=2,
+        )
 
     loaded = load(model, key)  # refusals are one line, before any port is taken
     options = dict(
