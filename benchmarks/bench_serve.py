@@ -31,6 +31,7 @@ second of batching off and p99 < 1 s on 2 cores; 0 failed, 0 mixed.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -61,8 +62,11 @@ def main() -> None:
     rows_file = work / "expected.json"
     if not args.model and not model.exists():
         _child(["--build", str(model)], "build the MiniLM + logreg model")
-    _child(["--expect", str(model), str(rows_file)], "offline predictions")
-    expected = json.loads(rows_file.read_text())
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()
+    expected = json.loads(rows_file.read_text()) if rows_file.exists() else {}
+    if expected.get("model_sha256") != digest:  # else: made for this very file
+        _child(["--expect", str(model), str(rows_file)], "offline predictions")
+        expected = json.loads(rows_file.read_text())
     print(
         f"model: {model} ({expected['about']}); {len(expected['rows'])} test rows "
         f"with distinct probabilities; {args.requests} timed requests per setting"
@@ -70,9 +74,9 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     results = []
     for mode in args.modes.split(","):
-        with _server(model, MODES[mode], args.threads) as base:
+        with _server(model, MODES[mode], args.threads) as server:
             for n in clients:
-                results.append(_load(base, mode, n, args.requests, expected))
+                results.append(_load(server, mode, n, args.requests, expected))
                 _print(results[-1])
     print(f"uptime after: {H.uptime()}")
     _summary(results)
@@ -162,7 +166,8 @@ def _expect(model_path: Path, out: Path) -> None:
         for i in keep
     ]
     about = f"{model.row.get('features')} + {model.row.get('head')}"
-    out.write_text(json.dumps({"about": about, "rows": rows}))
+    digest = hashlib.sha256(model_path.read_bytes()).hexdigest()
+    out.write_text(json.dumps({"about": about, "rows": rows, "model_sha256": digest}))
     assert np.isfinite(proba).all()
 
 
@@ -198,7 +203,13 @@ class _server:
         self.log = tempfile.TemporaryFile()
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log, env=env)
 
-    def __enter__(self) -> str:
+    def cpu_seconds(self) -> float:
+        """The server process's CPU-seconds so far (all its threads)."""
+        with open(f"/proc/{self.proc.pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> _server:
         import httpx
 
         deadline = time.monotonic() + 300
@@ -208,7 +219,7 @@ class _server:
                 raise SystemExit(f"server exited:\n{self.log.read().decode()}")
             try:
                 if httpx.get(self.base + "/ready", timeout=2).status_code == 200:
-                    return self.base
+                    return self
             except httpx.TransportError:
                 pass
             time.sleep(0.2)
@@ -222,19 +233,26 @@ class _server:
             self.proc.kill()
 
 
-def _load(base: str, mode: str, clients: int, requests: int, expected: dict) -> dict:
+def _load(server, mode: str, clients: int, requests: int, expected: dict) -> dict:
     import httpx
 
-    rows = expected["rows"]
+    base, rows = server.base, expected["rows"]
     _send_all(base, clients, 2 * clients, rows, offset=len(rows) // 2)  # untimed
     before = _batch_counts(httpx.get(base + "/metrics").text)
+    load_before, started = os.getloadavg()[0], time.time()
+    busy0, ours0 = H.busy_jiffies(), server.cpu_seconds() + H.cpu_seconds()
     start = time.perf_counter()
     out = _send_all(base, clients, requests, rows, offset=0)
     wall = time.perf_counter() - start
+    busy1, ours1 = H.busy_jiffies(), server.cpu_seconds() + H.cpu_seconds()
     after = _batch_counts(httpx.get(base + "/metrics").text)
     calls = after[0] - before[0]
     lat = sorted(out["latencies"])
+    others = (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - (ours1 - ours0)
     return {
+        "started": started,
+        "load_before": load_before,
+        "others_cores": max(0.0, others) / wall,
         "mode": mode,
         "clients": clients,
         "requests": requests,
@@ -325,7 +343,8 @@ def _print(r: dict) -> None:
         f"batching {r['mode']:>3}, {r['clients']:>2} clients: {r['rps']:7.1f} req/s, "
         f"p50 {1000 * r['p50']:7.1f} ms, p99 {1000 * r['p99']:7.1f} ms, "
         f"{r['rows_per_call']:5.1f} rows per model call; {r['failed']} failed, "
-        f"{r['mixed']} mixed up (of {r['requests']})",
+        f"{r['mixed']} mixed up (of {r['requests']}); other processes "
+        f"{r['others_cores']:.2f} cores, load before {r['load_before']:.2f}",
         flush=True,
     )
 
@@ -334,6 +353,10 @@ def _summary(results: list[dict]) -> None:
     by = {(r["mode"], r["clients"]): r for r in results}
     bad = sum(r["failed"] + r["mixed"] for r in results)
     print(f"failed + mixed up, all settings: {bad}")
+    busy = H.busy_reason(results)
+    if busy:
+        print(f"no ratios: the machine was busy ({busy}); rerun on a quiet one")
+        return
     for n in sorted({r["clients"] for r in results}):
         on, off = by.get(("on", n)), by.get(("off", n))
         if on and off:
