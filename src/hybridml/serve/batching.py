@@ -76,6 +76,22 @@ class Batcher:
         How long the oldest request waits for others before its batch runs.
     on_batch : callable or None
         Called with ``(rows, requests, seconds)`` after every model call.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from hybridml.serve.batching import Batcher
+    >>> batcher = Batcher(lambda frame, proba: frame * 2, max_wait_ms=50)
+    >>> first = batcher.submit(pd.DataFrame({"x": [1, 2]}))
+    >>> second = batcher.submit(pd.DataFrame({"x": [3]}))
+    >>> calls = []
+    >>> batcher.on_batch = lambda rows, requests, seconds: calls.append(rows)
+    >>> batcher = batcher.start()
+    >>> first.result(timeout=10)["x"].tolist(), second.result(timeout=10)["x"].tolist()
+    ([2, 4], [6])
+    >>> calls  # one model call for both requests
+    [3]
+    >>> batcher.stop()
     """
 
     def __init__(
