@@ -159,6 +159,16 @@ def datasets(args: argparse.Namespace) -> int:
     return 0
 
 
+def serve(args: argparse.Namespace) -> int:
+    from ..serve import run
+
+    options = vars(args).copy()
+    for name in ("command", "handler", "model"):
+        options.pop(name)
+    run(args.model, **options)
+    return 0
+
+
 def _split(values: list[str] | None) -> list[str]:
     return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
 
