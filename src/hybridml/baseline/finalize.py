@@ -39,10 +39,9 @@ def pick_result(session: Any, rank: Any) -> tuple[dict, dict]:
             f"rank: got {rank}, the chance row. Expected a model that reads the "
             "features. Pick another rank."
         )
-    for result in session.results:
-        key = (result["features"], result["head"], result["kind"])
-        if key == (row["features"], row["head"], row["kind"]):
-            return row, result
+    result = session.result_for(row)
+    if result is not None:
+        return row, result
     raise LookupError(f"no evaluation result for leaderboard rank {rank}")
 
 

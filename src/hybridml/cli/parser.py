@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._heads import HEADS
 from . import commands
 from .commands import DEFAULT_OUTPUT, DEMO_LIMIT
 
@@ -225,7 +226,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--heads",
         default=None,
-        help="comma-separated heads among logreg,svc,rf,xgb,knn (default: all)",
+        help=f"comma-separated heads among {','.join(HEADS)} (default: all)",
     )
     p.add_argument(
         "--cv", type=int, default=5, help="cross-validation folds (default 5)"
