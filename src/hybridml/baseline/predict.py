@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 
 from . import features, table
 from .blocks import block_key, block_of
-from .evaluate import design_matrix as _matrix
+from .evaluate import design_matrix as build_matrix
 
 
 def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
@@ -137,7 +137,9 @@ def design_matrix(
         for kind in ("pixels", "hog"):
             blocks[block_key(kind)] = np.hstack([f[kind] for f in feats])
     roles = model.roles
-    return _matrix(frame, roles["text"], roles["numeric"], roles["categorical"], blocks)
+    return build_matrix(
+        frame, roles["text"], roles["numeric"], roles["categorical"], blocks
+    )
 
 
 def check_backbone_source(name: str, allow_download: bool) -> None:
