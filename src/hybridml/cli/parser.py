@@ -199,11 +199,8 @@ def _add_serve(sub: Any) -> None:
         dest="timeout_s",
         help="answer 504 after this many seconds (default 30)",
     )
-    p.add_argument(
-        "--key",
-        help="passed to the model loader's signature check (visible in ps: "
-        "prefer the environment where the loader reads the key from it)",
-    )
+    _key(p, "refuse the model unless its HMAC verifies under this secret")
+    _allow_download(p)
     p.set_defaults(handler=commands.serve)  # fmt: skip
 
 
@@ -293,13 +290,18 @@ def _add_predict(sub: Any) -> None:
         "--cache", metavar="PATH", help="EmbeddingCache SQLite file or folder"
     )
     _key(p, "refuse the model unless its HMAC verifies under this secret")
+    _allow_download(p)
+    p.set_defaults(handler=commands.predict)
+
+
+def _allow_download(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-download",
         action="store_true",
+        dest="allow_download",
         help="let the backbones the model names download (default: offline "
         "copies and local folders only)",
     )
-    p.set_defaults(handler=commands.predict)
 
 
 def _key(p: argparse.ArgumentParser, what: str) -> None:
