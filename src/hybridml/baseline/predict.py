@@ -174,16 +174,17 @@ def _embed(spec: dict, frame: pd.DataFrame, images: dict, cache: Any, model: Any
     name = spec["params"]["backbone"]
     check_backbone_source(name, getattr(model, "allow_download", False))
     store = EmbeddingCache.coerce(cache)
-    embedder = KerasEmbeddingTransformer(**spec["params"], cache=store).fit()
-    if embedder.fingerprint_ != spec["fingerprint"]:
+    transformer = KerasEmbeddingTransformer(**spec["params"], cache=store).fit()
+    if transformer.fingerprint_ != spec["fingerprint"]:
         raise ValueError(
             f"backbone {name!r}: got weights with fingerprint "
-            f"{embedder.fingerprint_[:12]}. Expected {spec['fingerprint'][:12]}, the "
-            "backbone the model was trained with. Install that backbone, or refit."
+            f"{transformer.fingerprint_[:12]}. Expected "
+            f"{spec['fingerprint'][:12]}, the backbone the model was trained "
+            "with. Install that backbone, or refit."
         )
     text = spec["modality"] == "text"
     parts = [
-        embedder.transform(frame[col] if text else images[col])
+        transformer.transform(frame[col] if text else images[col])
         for col in spec["columns"]
     ]
     return np.hstack(parts).astype(np.float32)

@@ -235,10 +235,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
+        "--report-dir",
         "--output",
+        dest="output",
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help=f"report folder (default ./{DEFAULT_OUTPUT})",
+        help=f"report folder (default ./{DEFAULT_OUTPUT}); --output is its older "
+        "name (a folder here, while embed / predict -o name a file)",
     )
     p.add_argument(
         "-q", "--quiet", action="store_true", help="print only the leaderboard"
