@@ -1,0 +1,297 @@
+"""dtype="auto": the CPU / GPU rule, the measurement and its stored decision."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+
+from hybridml import KerasEmbeddingTransformer
+from hybridml.embed import calibrate
+
+AMX = calibrate.CpuFacts("Fake Xeon with AMX", frozenset({"amx_bf16", "avx512_bf16"}))
+EPYC = calibrate.CpuFacts("Fake EPYC", frozenset({"avx512_bf16", "avx512_vnni"}))
+TEXTS = ["the cat sat on the mat", "a good movie", "this film was so boring"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Own cache folder, empty memo, measurement allowed, a chip without AMX."""
+    monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.delenv("HYBRIDML_CALIBRATE", raising=False)
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: EPYC)
+    calibrate._forget()
+    yield
+    calibrate._forget()
+
+
+class FakeRun:
+    """``run(dtype)`` on a fake clock: each call costs ``cost[dtype]`` seconds."""
+
+    def __init__(self, monkeypatch, f32=1.0, bf16=0.5, noise=0.0):
+        self.now, self.calls = 0.0, []
+        self.cost = {"float32": f32, "bfloat16": bf16}
+        rng = np.random.default_rng(0)
+        self.ref = rng.normal(size=(16, 8))
+        self.low = self.ref + noise * rng.normal(size=self.ref.shape)
+        monkeypatch.setattr(calibrate, "_timer", lambda: self.now)
+
+    def __call__(self, dtype):
+        self.calls.append(dtype)
+        self.now += self.cost[dtype]
+        return self.ref if dtype == "float32" else self.low
+
+
+def decide(run, **kw):
+    args = {"backend": "tensorflow", "digest": lambda: "w1", "threads": 2, **kw}
+    return calibrate.decide(run=run, **args)
+
+
+def never(dtype):
+    raise AssertionError(f"measured {dtype} where nothing should be timed")
+
+
+# ------------------------------------------------------------------ the rule
+def test_no_amx_picks_float32_without_timing_anything():
+    d = decide(never)
+    assert d.dtype == "float32" and d.measured is None
+    assert "no AMX" in d.reason and "Fake EPYC" in d.reason
+
+
+def test_amx_faster_and_accurate_picks_bfloat16(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=0.5)
+    d = decide(run)
+    assert d.dtype == "bfloat16"
+    assert d.measured == {"float32_s": 1.0, "bfloat16_s": 0.5, "mean_cos": 1.0}
+    assert "2.00x" in d.reason
+    # one untimed run each, then REPEATS timed runs alternating
+    assert run.calls == ["float32", "bfloat16"] * (1 + calibrate.REPEATS)
+
+
+def test_faster_but_inaccurate_picks_float32(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    d = decide(FakeRun(monkeypatch, f32=1.0, bf16=0.5, noise=0.05))
+    assert d.dtype == "float32"
+    assert d.measured["mean_cos"] < calibrate.MIN_MEAN_COSINE
+    assert "mean cosine" in d.reason
+
+
+@pytest.mark.parametrize("bf16", [0.95, 1.0, 1.6])
+def test_slower_or_barely_faster_picks_float32(monkeypatch, bf16):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    d = decide(FakeRun(monkeypatch, f32=1.0, bf16=bf16))
+    assert d.dtype == "float32" and "not faster" in d.reason
+
+
+def test_nan_vectors_in_bfloat16_pick_float32(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=0.1)
+    run.low = np.full_like(run.ref, np.nan)
+    assert decide(run).dtype == "float32"
+
+
+def test_jax_on_cpu_is_not_measured_unless_forced(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    d = decide(never, backend="jax")
+    assert d.dtype == "float32" and "JAX" in d.reason
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    assert decide(FakeRun(monkeypatch), backend="jax").dtype == "bfloat16"
+
+
+def test_forcing_measures_on_a_cpu_without_amx(monkeypatch):
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    run = FakeRun(monkeypatch, f32=1.0, bf16=1.7)  # the EPYC's 0.6x
+    d = decide(run)
+    assert d.dtype == "float32" and run.calls
+    assert d.measured["bfloat16_s"] == pytest.approx(1.7)
+
+
+def test_calibrate_0_turns_measuring_off(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "0")
+    d = decide(never)
+    assert d.dtype == "float32" and "HYBRIDML_CALIBRATE=0" in d.reason
+
+
+def test_gpu_below_8_is_float32_and_from_8_is_measured(monkeypatch):
+    assert decide(never, capability=(7, 5)).dtype == "float32"
+    run = FakeRun(monkeypatch)
+    assert decide(run, capability=(8, 0)).dtype == "bfloat16" and run.calls
+
+
+def test_a_model_instance_is_float32():
+    d = decide(None)
+    assert d.dtype == "float32" and "model instance" in d.reason
+
+
+# ------------------------------------------------------------------ the file
+def test_decision_is_stored_and_reused_without_measuring(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    first = decide(FakeRun(monkeypatch))
+    (path,) = (tmp_path / "cache" / "precision").glob("*.json")
+    assert json.loads(path.read_text())["dtype"] == "bfloat16"
+    calibrate._forget()  # a new process: only the file remembers
+    again = decide(never)
+    assert again.dtype == "bfloat16" and again.measured == first.measured
+    assert "read from" in again.reason
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"threads": 4}, {"backend": "torch"}, {"digest": lambda: "w2"}],
+    ids=["threads", "backend", "weights"],
+)
+def test_another_key_measures_again(monkeypatch, change):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    decide(FakeRun(monkeypatch))
+    run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
+    assert decide(run, **change).dtype == "float32" and run.calls
+
+
+def _stored(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    decide(FakeRun(monkeypatch, f32=1.0, bf16=2.0))  # float32, stored
+    calibrate._forget()
+    (path,) = (tmp_path / "cache" / "precision").glob("*.json")
+    return path, json.loads(path.read_text())
+
+
+HOSTILE = {
+    "not json": b"\x00\xff{not json",
+    "a list": b"[1, 2]",
+    "too big": b"{" + b" " * 10_000 + b"}",
+}
+
+
+@pytest.mark.parametrize("raw", list(HOSTILE.values()), ids=list(HOSTILE))
+def test_a_malformed_file_is_ignored_and_measured_again(monkeypatch, tmp_path, raw):
+    path, _ = _stored(monkeypatch, tmp_path)
+    path.write_bytes(raw)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=0.5)
+    assert decide(run).dtype == "bfloat16" and run.calls
+    assert json.loads(path.read_text())["dtype"] == "bfloat16"  # rewritten
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        {"dtype": "bfloat16"},  # a dtype its own numbers do not justify
+        {"dtype": "int8"},
+        {"key": "another machine"},
+        {"version": 99},
+        {"measured": {"float32_s": "1", "bfloat16_s": 0.5, "mean_cos": 1.0}},
+        {"measured": {"float32_s": 1.0, "bfloat16_s": -0.5, "mean_cos": 1.0}},
+        {"measured": {"float32_s": 1.0, "bfloat16_s": 0.5, "mean_cos": 7.0}},
+        {"measured": {"float32_s": True, "bfloat16_s": 0.5, "mean_cos": 1.0}},
+        {"measured": {"float32_s": 1.0, "bfloat16_s": 0.5}},
+        {"measured": None},
+    ],
+)
+def test_a_crafted_file_is_ignored(monkeypatch, tmp_path, edit):
+    path, record = _stored(monkeypatch, tmp_path)
+    path.write_text(json.dumps({**record, **edit}))
+    run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
+    assert decide(run).dtype == "float32" and run.calls
+
+
+def test_a_stored_reason_is_never_echoed(monkeypatch, tmp_path):
+    path, record = _stored(monkeypatch, tmp_path)
+    path.write_text(json.dumps({**record, "reason": "\x1b[2Jrm -rf ~"}))
+    d = decide(never)
+    assert d.dtype == "float32" and "\x1b" not in d.reason and "rm -rf" not in d.reason
+
+
+def test_nan_written_as_json_is_ignored(monkeypatch, tmp_path):
+    path, record = _stored(monkeypatch, tmp_path)
+    text = json.dumps(record).replace('"mean_cos": 1.0', '"mean_cos": NaN')
+    assert "NaN" in text
+    path.write_text(text)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
+    assert decide(run).dtype == "float32" and run.calls
+
+
+def test_an_unwritable_cache_folder_still_decides(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    blocker = tmp_path / "file"
+    blocker.write_text("a user's file")
+    monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(blocker / "sub"))
+    with pytest.raises(ValueError, match="is a file"):
+        decide(FakeRun(monkeypatch))
+
+
+def test_calibration_texts_are_distinct_and_fixed():
+    texts = calibrate.calibration_texts(32)
+    assert len(set(texts)) == 32 and texts == calibrate.calibration_texts(32)
+
+
+def test_cpu_facts_describe_names_the_units():
+    assert "amx_bf16" in AMX.describe() and AMX.amx and not EPYC.amx
+    assert "no AMX" in calibrate.CpuFacts("x").describe()
+
+
+# ------------------------------------------------------------------ the transformer
+def test_auto_is_the_default_and_float32_without_amx(text_preset, monkeypatch):
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    auto = KerasEmbeddingTransformer(text_preset).fit(TEXTS)
+    assert auto.get_params()["dtype"] == "auto"
+    assert auto.dtype_ == "float32" and "no AMX" in auto.dtype_reason_
+    f32 = KerasEmbeddingTransformer(text_preset, dtype="float32").fit(TEXTS)
+    old = KerasEmbeddingTransformer(text_preset, dtype=None).fit(TEXTS)
+    assert auto.fingerprint_ == f32.fingerprint_ == old.fingerprint_
+    assert old.dtype_ == "float32"
+    np.testing.assert_array_equal(auto.transform(TEXTS), f32.transform(TEXTS))
+
+
+def test_explicit_dtype_wins_and_changes_the_fingerprint(text_preset, monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    f32 = KerasEmbeddingTransformer(text_preset, dtype="float32").fit(TEXTS)
+    bf16 = KerasEmbeddingTransformer(text_preset, dtype="bfloat16").fit(TEXTS)
+    assert (f32.dtype_, bf16.dtype_) == ("float32", "bfloat16")
+    assert bf16.dtype_reason_ == "bfloat16: explicit"
+    assert f32.fingerprint_ != bf16.fingerprint_
+
+
+def test_forced_calibration_end_to_end(text_preset, monkeypatch, capsys):
+    """A real measurement on the tiny preset; a scripted clock makes bf16 2x."""
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    ticks = iter([0.0, 1.0, 0.0, 0.5] * calibrate.REPEATS)
+    monkeypatch.setattr(calibrate, "_timer", lambda: next(ticks))
+    est = KerasEmbeddingTransformer(text_preset, verbose=1).fit(TEXTS)
+    err = capsys.readouterr().err
+    assert f"dtype={est.dtype_}:" in err and "2.00x" in est.dtype_reason_
+    cos = calibrate._MEMO[next(iter(calibrate._MEMO))].measured["mean_cos"]
+    expected = "bfloat16" if cos >= calibrate.MIN_MEAN_COSINE else "float32"
+    assert est.dtype_ == expected
+    explicit = KerasEmbeddingTransformer(text_preset, dtype=expected).fit(TEXTS)
+    assert est.fingerprint_ == explicit.fingerprint_
+    np.testing.assert_array_equal(est.transform(TEXTS), explicit.transform(TEXTS))
+    # a clone in a new process reads the stored decision: nothing is timed
+    calibrate._forget()
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    assert clone(est).fit(TEXTS).dtype_ == expected
+
+
+def test_auto_with_a_model_instance_is_float32(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
+    est = KerasEmbeddingTransformer(model).fit(np.ones((3, 4)))
+    assert est.dtype_ == "float32" and "model instance" in est.dtype_reason_
+
+
+def test_clone_and_pickle_keep_auto(text_preset):
+    est = KerasEmbeddingTransformer(text_preset)
+    assert clone(est).dtype == "auto"
+    est.fit(TEXTS)
+    back = pickle.loads(pickle.dumps(est))
+    assert back.dtype == "auto" and back.dtype_ == est.dtype_
+    assert back.fingerprint_ == est.fingerprint_
+    np.testing.assert_array_equal(back.transform(TEXTS), est.transform(TEXTS))
