@@ -14,15 +14,16 @@ from hybridml.embed import calibrate
 
 AMX = calibrate.CpuFacts("Fake Xeon with AMX", frozenset({"amx_bf16", "avx512_bf16"}))
 EPYC = calibrate.CpuFacts("Fake EPYC", frozenset({"avx512_bf16", "avx512_vnni"}))
+OLD = calibrate.CpuFacts("Fake old Xeon", frozenset({"avx512_vnni"}))
 TEXTS = ["the cat sat on the mat", "a good movie", "this film was so boring"]
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
-    """Own cache folder, empty memo, measurement allowed, a chip without AMX."""
+    """Own cache folder, empty memo, measurement allowed, no bfloat16 units."""
     monkeypatch.setenv("HYBRIDML_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.delenv("HYBRIDML_CALIBRATE", raising=False)
-    monkeypatch.setattr(calibrate, "cpu_facts", lambda: EPYC)
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: OLD)
     calibrate._forget()
     yield
     calibrate._forget()
@@ -55,10 +56,26 @@ def never(dtype):
 
 
 # ------------------------------------------------------------------ the rule
-def test_no_amx_picks_float32_without_timing_anything():
+def test_no_bfloat16_units_picks_float32_without_timing_anything():
     d = decide(never)
     assert d.dtype == "float32" and d.measured is None
-    assert "no AMX" in d.reason and "Fake EPYC" in d.reason
+    assert "no bfloat16 units" in d.reason and "Fake old Xeon" in d.reason
+
+
+@pytest.mark.parametrize("cpu", [AMX, EPYC], ids=["amx", "avx512_bf16"])
+def test_a_chip_with_bfloat16_units_is_measured(monkeypatch, cpu):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: cpu)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=1.7)  # the EPYC's JAX-like 0.6x
+    d = decide(run)
+    assert d.dtype == "float32" and run.calls and "0.59x" in d.reason
+
+
+def test_a_small_model_is_not_measured(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    d = decide(never, size=lambda: calibrate.MIN_PARAMS - 1)
+    assert d.dtype == "float32" and "too few" in d.reason
+    run = FakeRun(monkeypatch)
+    assert decide(run, size=lambda: calibrate.MIN_PARAMS).dtype == "bfloat16"
 
 
 def test_amx_faster_and_accurate_picks_bfloat16(monkeypatch):
@@ -102,10 +119,10 @@ def test_jax_on_cpu_is_not_measured_unless_forced(monkeypatch):
     assert decide(FakeRun(monkeypatch), backend="jax").dtype == "bfloat16"
 
 
-def test_forcing_measures_on_a_cpu_without_amx(monkeypatch):
+def test_forcing_measures_anywhere_even_a_small_model(monkeypatch):
     monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
-    run = FakeRun(monkeypatch, f32=1.0, bf16=1.7)  # the EPYC's 0.6x
-    d = decide(run)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=1.7)
+    d = decide(run, size=lambda: 10)
     assert d.dtype == "float32" and run.calls
     assert d.measured["bfloat16_s"] == pytest.approx(1.7)
 
@@ -230,15 +247,16 @@ def test_calibration_texts_are_distinct_and_fixed():
 
 def test_cpu_facts_describe_names_the_units():
     assert "amx_bf16" in AMX.describe() and AMX.amx and not EPYC.amx
+    assert EPYC.bf16 and not OLD.bf16
     assert "no AMX" in calibrate.CpuFacts("x").describe()
 
 
 # ------------------------------------------------------------------ the transformer
-def test_auto_is_the_default_and_float32_without_amx(text_preset, monkeypatch):
+def test_auto_is_the_default_and_float32_without_units(text_preset, monkeypatch):
     monkeypatch.setattr(calibrate, "time_dtypes", never)
     auto = KerasEmbeddingTransformer(text_preset).fit(TEXTS)
     assert auto.get_params()["dtype"] == "auto"
-    assert auto.dtype_ == "float32" and "no AMX" in auto.dtype_reason_
+    assert auto.dtype_ == "float32" and "no bfloat16 units" in auto.dtype_reason_
     f32 = KerasEmbeddingTransformer(text_preset, dtype="float32").fit(TEXTS)
     old = KerasEmbeddingTransformer(text_preset, dtype=None).fit(TEXTS)
     assert auto.fingerprint_ == f32.fingerprint_ == old.fingerprint_
@@ -274,6 +292,13 @@ def test_forced_calibration_end_to_end(text_preset, monkeypatch, capsys):
     calibrate._forget()
     monkeypatch.setattr(calibrate, "time_dtypes", never)
     assert clone(est).fit(TEXTS).dtype_ == expected
+
+
+def test_a_tiny_preset_on_an_amx_chip_is_not_measured(text_preset, monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    est = KerasEmbeddingTransformer(text_preset).fit(TEXTS)
+    assert est.dtype_ == "float32" and "too few" in est.dtype_reason_
 
 
 def test_auto_with_a_model_instance_is_float32(monkeypatch):

@@ -1,19 +1,23 @@
 """``dtype="auto"`` on this machine: float32 or bfloat16, decided by measurement.
 
-The one home of the rule. bfloat16 pays on a CPU only where the chip has
-bfloat16 matrix units (Intel AMX, ``amx_bf16`` in /proc/cpuinfo): on a Xeon
-with AMX, hybridml's TensorFlow path ran 1.54x and torch 1.92x faster than
-float32; on an AMD EPYC with AVX-512 BF16 but no AMX, bfloat16 ran 0.60x (TF)
-and 0.80x (JAX) of float32. So:
+The one home of the rule. bfloat16 can pay on a CPU only where the chip has
+bfloat16 units: AMX tiles (``amx_bf16`` in /proc/cpuinfo) or AVX-512 BF16
+dot products (``avx512_bf16``). Measured on all-MiniLM-L6-v2 (CPU-seconds,
+bfloat16 against float32): a Xeon with AMX ran TensorFlow 1.54x, torch 1.92x,
+JAX 0.84x; a 2-core AMD EPYC with AVX-512 BF16 and no AMX ran TensorFlow
+1.47x, torch 1.26x, JAX 0.89x (2026-12-07, on a busy machine: rough), where
+an earlier, differently made measurement had found TensorFlow 0.60x. Because
+the answer depends on the chip, the backend and the model, it is measured:
 
-- a CPU without AMX gets float32 at zero cost (nothing is timed), and so does
-  a CUDA GPU below compute capability 8.0 (no bfloat16 units);
-- JAX on CPU gets float32 (bfloat16 ran 0.84x of float32 even with AMX);
-- otherwise (an AMX CPU, a GPU from 8.0, or any machine when
-  ``HYBRIDML_CALIBRATE=1`` forces it) both dtypes embed a small calibration
-  batch, and bfloat16 is chosen only if it took at most
-  :data:`SPEEDUP_MARGIN` of float32's CPU time **and** its vectors' mean
-  cosine to float32 is at least :data:`MIN_MEAN_COSINE`.
+- a CPU with neither unit gets float32 at zero cost (nothing is timed), and
+  so does a CUDA GPU below compute capability 8.0 (no bfloat16 units);
+- JAX on CPU gets float32 (bfloat16 was slower on both chips above);
+- a model under :data:`MIN_PARAMS` weights gets float32 (a measurement would
+  cost more than bfloat16 could ever save on it);
+- otherwise (or on any machine when ``HYBRIDML_CALIBRATE=1`` forces it) both
+  dtypes embed a small calibration batch, and bfloat16 is chosen only if it
+  took at most :data:`SPEEDUP_MARGIN` of float32's CPU time **and** its
+  vectors' mean cosine to float32 is at least :data:`MIN_MEAN_COSINE`.
 
 A measured decision is kept as a small JSON file in hybridml's cache folder,
 keyed by CPU model, backend, thread count and the backbone's weight digest,
@@ -40,6 +44,7 @@ import numpy as np
 
 __all__ = [
     "MIN_MEAN_COSINE",
+    "MIN_PARAMS",
     "SPEEDUP_MARGIN",
     "CpuFacts",
     "Decision",
@@ -51,6 +56,7 @@ __all__ = [
 
 MIN_MEAN_COSINE = 0.9999  # bfloat16 vectors vs float32, mean over the batch
 SPEEDUP_MARGIN = 0.9  # bfloat16 must take <= 0.9x float32's CPU time
+MIN_PARAMS = 1_000_000  # smaller models are not measured (float32)
 REPEATS = 3  # timed runs per dtype (the fastest counts)
 _VERSION = 1  # bump when the rule or the file's layout changes
 _MAX_FILE_BYTES = 4096
@@ -72,6 +78,11 @@ class CpuFacts:
     def amx(self) -> bool:
         """Whether the chip has bfloat16 matrix units (Intel AMX)."""
         return "amx_bf16" in self.units
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the chip has bfloat16 units (AMX tiles or AVX-512 BF16)."""
+        return bool({"amx_bf16", "avx512_bf16"} & self.units)
 
     def describe(self) -> str:
         """``"<model> (amx_bf16, avx512_bf16, ...)"``, or ``"(none of ...)"``."""
@@ -120,6 +131,7 @@ def decide(
     run: Callable[[str], np.ndarray] | None,
     capability: tuple[int, int] | None = None,
     threads: int | None = None,
+    size: Callable[[], int] | None = None,
 ) -> Decision:
     """Resolve ``dtype="auto"`` for one backbone on this machine.
 
@@ -140,6 +152,9 @@ def decide(
         bfloat16 is measured like on an AMX CPU; below it, float32.
     threads : int, default=None
         Threads the backend computes with (part of the key); None reads it.
+    size : callable, default=None
+        Returns the model's number of weights; under :data:`MIN_PARAMS`,
+        float32 without measuring. None: unknown (measured).
     """
     if run is None:
         return Decision(
@@ -159,21 +174,29 @@ def decide(
                 "float32",
                 f"float32: {where} has no bfloat16 units (from compute capability 8.0)",
             )
-    elif not forced and not cpu.amx:
+    elif not forced and not cpu.bf16:
         return Decision(
             "float32",
-            f"float32: this CPU ({cpu.describe()}) has no AMX; bfloat16 was "
-            "measured 0.6-0.8x of float32 on such CPUs (set HYBRIDML_CALIBRATE=1 "
-            "to measure)",
+            f"float32: this CPU ({cpu.describe()}) has no bfloat16 units (AMX or "
+            "AVX-512 BF16), so bfloat16 cannot be faster (set "
+            "HYBRIDML_CALIBRATE=1 to measure)",
         )
     elif not forced and backend == "jax":
         return Decision(
             "float32",
-            "float32: on JAX bfloat16 was measured 0.84x of float32 even with AMX "
-            "(set HYBRIDML_CALIBRATE=1 to measure)",
+            "float32: on JAX bfloat16 was measured slower than float32 on CPUs "
+            "with and without AMX (0.84x, 0.89x; set HYBRIDML_CALIBRATE=1 to "
+            "measure)",
         )
     else:
         where = "CPU"
+    n_weights = None if forced or size is None else int(size())
+    if n_weights is not None and n_weights < MIN_PARAMS:
+        return Decision(
+            "float32",
+            f"float32: {n_weights} weights (< {MIN_PARAMS}) are too few for bfloat16 "
+            "to repay its measurement (set HYBRIDML_CALIBRATE=1 to measure)",
+        )
     threads = _threads(backend) if threads is None else int(threads)
     key = _key(cpu, capability, backend, threads, digest())
     path = _decision_path(key)

@@ -301,6 +301,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             digest=lambda: get_embedder(self.backbone, "float32").digest(),
             run=self._calibration_run() if is_preset else None,
             capability=_precision.accelerator_capability(),
+            size=lambda: get_embedder(self.backbone, "float32").model.count_params(),
         )
         if self.verbose > 0:
             print(f"KerasEmbeddingTransformer dtype={decision.reason}", file=sys.stderr)
