@@ -320,3 +320,19 @@ def test_clone_and_pickle_keep_auto(text_preset):
     assert back.dtype == "auto" and back.dtype_ == est.dtype_
     assert back.fingerprint_ == est.fingerprint_
     np.testing.assert_array_equal(back.transform(TEXTS), est.transform(TEXTS))
+
+
+def test_the_fine_tuner_never_tunes_a_bfloat16_frozen_copy(text_preset, monkeypatch):
+    """Its frozen view loads float32 whatever the embedding "auto" would pick."""
+    from hybridml import ContrastiveFineTuner
+
+    def refuse(**kw):
+        raise AssertionError("the tuner's frozen view asked dtype='auto'")
+
+    monkeypatch.setattr(calibrate, "decide", refuse)
+    X = TEXTS * 4
+    y = [0, 1, 0] * 4
+    tuner = ContrastiveFineTuner(text_preset, epochs=1, batch_size=4, random_state=0)
+    tuner.fit(X, y)
+    assert tuner.dtype_ == "float32"
+    assert tuner.transform(TEXTS).shape == (3, 8)
