@@ -159,12 +159,15 @@ def test_decision_is_stored_and_reused_without_measuring(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize(
     "change",
-    [{"threads": 4}, {"backend": "torch"}, {"digest": lambda: "w2"}],
-    ids=["threads", "backend", "weights"],
+    [{"threads": 4}, {"backend": "torch"}, {"digest": lambda: "w2"}, "xla"],
+    ids=["threads", "backend", "weights", "xla-off"],
 )
 def test_another_key_measures_again(monkeypatch, change):
     monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
     decide(FakeRun(monkeypatch))
+    if change == "xla":  # a switch that changes the forward path
+        monkeypatch.setenv("HYBRIDML_TF_XLA", "0")
+        change = {}
     run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
     assert decide(run, **change).dtype == "float32" and run.calls
 

@@ -62,6 +62,7 @@ _VERSION = 1  # bump when the rule or the file's layout changes
 _MAX_FILE_BYTES = 4096
 _UNITS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 _ENV_FORCE = "HYBRIDML_CALIBRATE"
+_PATH_SWITCHES = ("HYBRIDML_TF_XLA", "HYBRIDML_SHAPE_PLAN", "TF_ENABLE_ONEDNN_OPTS")
 
 _timer: Callable[[], float] = time.process_time  # CPU-seconds, all threads
 _MEMO: dict[str, Decision] = {}  # key -> decision, this process
@@ -307,6 +308,8 @@ def _key(
         "keras": keras.__version__,
         "threads": threads,
         "model": digest,
+        # switches that change the forward path (XLA, shape plan)
+        "env": {k: os.environ.get(k) for k in _PATH_SWITCHES},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
