@@ -39,6 +39,7 @@ class FakeRun:
         self.ref = rng.normal(size=(16, 8))
         self.low = self.ref + noise * rng.normal(size=self.ref.shape)
         monkeypatch.setattr(calibrate, "_timer", lambda: self.now)
+        monkeypatch.setattr(calibrate, "_wall", lambda: self.now)
 
     def __call__(self, dtype):
         self.calls.append(dtype)
@@ -83,7 +84,13 @@ def test_amx_faster_and_accurate_picks_bfloat16(monkeypatch):
     run = FakeRun(monkeypatch, f32=1.0, bf16=0.5)
     d = decide(run)
     assert d.dtype == "bfloat16"
-    assert d.measured == {"float32_s": 1.0, "bfloat16_s": 0.5, "mean_cos": 1.0}
+    assert d.measured == {
+        "float32_s": 1.0,
+        "bfloat16_s": 0.5,
+        "float32_wall_s": 1.0,
+        "bfloat16_wall_s": 0.5,
+        "mean_cos": 1.0,
+    }
     assert "2.00x" in d.reason
     # one untimed run each, then REPEATS timed runs alternating
     assert run.calls == ["float32", "bfloat16"] * (1 + calibrate.REPEATS)
@@ -102,6 +109,21 @@ def test_slower_or_barely_faster_picks_float32(monkeypatch, bf16):
     monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
     d = decide(FakeRun(monkeypatch, f32=1.0, bf16=bf16))
     assert d.dtype == "float32" and "not faster" in d.reason
+
+
+def test_faster_in_cpu_time_but_slower_in_wall_time_picks_float32(monkeypatch):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    run = FakeRun(monkeypatch, f32=1.0, bf16=0.5)
+    wall = {"t": 0.0}
+
+    def slow_wall():  # a bfloat16 run takes 1.5 wall-s, a float32 run 0.5
+        wall["t"] += 1.5 if run.calls and run.calls[-1] == "bfloat16" else 0.5
+        return wall["t"]
+
+    monkeypatch.setattr(calibrate, "_wall", slow_wall)
+    d = decide(run)
+    assert d.measured["bfloat16_s"] == 0.5 and d.dtype == "float32"
+    assert "not faster" in d.reason
 
 
 def test_nan_vectors_in_bfloat16_pick_float32(monkeypatch):
@@ -180,6 +202,15 @@ def _stored(monkeypatch, tmp_path):
     return path, json.loads(path.read_text())
 
 
+# numbers that would justify bfloat16 (the stored file says float32)
+FAST = {
+    "float32_s": 1.0,
+    "bfloat16_s": 0.5,
+    "float32_wall_s": 1.0,
+    "bfloat16_wall_s": 0.5,
+    "mean_cos": 1.0,
+}
+
 HOSTILE = {
     "not json": b"\x00\xff{not json",
     "a list": b"[1, 2]",
@@ -203,11 +234,13 @@ def test_a_malformed_file_is_ignored_and_measured_again(monkeypatch, tmp_path, r
         {"dtype": "int8"},
         {"key": "another machine"},
         {"version": 99},
-        {"measured": {"float32_s": "1", "bfloat16_s": 0.5, "mean_cos": 1.0}},
-        {"measured": {"float32_s": 1.0, "bfloat16_s": -0.5, "mean_cos": 1.0}},
-        {"measured": {"float32_s": 1.0, "bfloat16_s": 0.5, "mean_cos": 7.0}},
-        {"measured": {"float32_s": True, "bfloat16_s": 0.5, "mean_cos": 1.0}},
-        {"measured": {"float32_s": 1.0, "bfloat16_s": 0.5}},
+        {"measured": {**FAST, "float32_s": "1"}},
+        {"measured": {**FAST, "bfloat16_s": -0.5}},
+        {"measured": {**FAST, "bfloat16_wall_s": 0.0}},
+        {"measured": {**FAST, "mean_cos": 7.0}},
+        {"measured": {**FAST, "float32_s": True}},
+        {"measured": {k: v for k, v in FAST.items() if k != "mean_cos"}},
+        {"measured": {**FAST, "extra": 1.0}},
         {"measured": None},
     ],
 )
@@ -281,7 +314,9 @@ def test_forced_calibration_end_to_end(text_preset, monkeypatch, capsys):
     """A real measurement on the tiny preset; a scripted clock makes bf16 2x."""
     monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
     ticks = iter([0.0, 1.0, 0.0, 0.5] * calibrate.REPEATS)
+    walls = iter([0.0, 1.0, 0.0, 0.5] * calibrate.REPEATS)
     monkeypatch.setattr(calibrate, "_timer", lambda: next(ticks))
+    monkeypatch.setattr(calibrate, "_wall", lambda: next(walls))
     est = KerasEmbeddingTransformer(text_preset, verbose=1).fit(TEXTS)
     err = capsys.readouterr().err
     assert f"dtype={est.dtype_}:" in err and "2.00x" in est.dtype_reason_

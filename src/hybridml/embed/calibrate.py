@@ -58,13 +58,14 @@ MIN_MEAN_COSINE = 0.9999  # bfloat16 vectors vs float32, mean over the batch
 SPEEDUP_MARGIN = 0.9  # bfloat16 must take <= 0.9x float32's CPU time
 MIN_PARAMS = 1_000_000  # smaller models are not measured (float32)
 REPEATS = 3  # timed runs per dtype (the fastest counts)
-_VERSION = 1  # bump when the rule or the file's layout changes
+_VERSION = 2  # bump when the rule or the file's layout changes
 _MAX_FILE_BYTES = 4096
 _UNITS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 _ENV_FORCE = "HYBRIDML_CALIBRATE"
 _PATH_SWITCHES = ("HYBRIDML_TF_XLA", "HYBRIDML_SHAPE_PLAN", "TF_ENABLE_ONEDNN_OPTS")
 
 _timer: Callable[[], float] = time.process_time  # CPU-seconds, all threads
+_wall: Callable[[], float] = time.perf_counter  # wall-seconds
 _MEMO: dict[str, Decision] = {}  # key -> decision, this process
 
 
@@ -220,15 +221,18 @@ def time_dtypes(
     Each dtype runs once untimed (loading, tracing, compiling), then
     ``repeats`` timed runs alternate between the two dtypes (drift hits both);
     the fastest run of each counts. Returns ``float32_s``, ``bfloat16_s`` (CPU
-    seconds of the module's timer) and ``mean_cos`` (bfloat16 vs float32).
+    seconds), ``float32_wall_s``, ``bfloat16_wall_s`` (wall seconds) and
+    ``mean_cos`` (bfloat16 vs float32).
     """
     ref, low = run("float32"), run("bfloat16")
     best = {"float32": math.inf, "bfloat16": math.inf}
+    wall = dict(best)
     for _ in range(repeats):
         for dtype in best:
-            t0 = _timer()
+            t0, w0 = _timer(), _wall()
             run(dtype)
             best[dtype] = min(best[dtype], _timer() - t0)
+            wall[dtype] = min(wall[dtype], _wall() - w0)
     a = np.asarray(ref, dtype=np.float64)
     b = np.asarray(low, dtype=np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
@@ -239,6 +243,8 @@ def time_dtypes(
     return {
         "float32_s": float(best["float32"]),
         "bfloat16_s": float(best["bfloat16"]),
+        "float32_wall_s": float(wall["float32"]),
+        "bfloat16_wall_s": float(wall["bfloat16"]),
         "mean_cos": mean_cos,
     }
 
@@ -260,11 +266,15 @@ def calibration_texts(n: int = 32) -> list[str]:
 def _rule(measured: dict[str, float], key: str, note: str) -> Decision:
     """The decision the numbers justify, with its reason."""
     f32, bf16, cos = measured["float32_s"], measured["bfloat16_s"], measured["mean_cos"]
-    speed = f"bfloat16 took {bf16:.3g} CPU-s vs float32 {f32:.3g} ({f32 / bf16:.2f}x)"
+    f32_w, bf16_w = measured["float32_wall_s"], measured["bfloat16_wall_s"]
+    speed = (
+        f"bfloat16 took {bf16:.3g} CPU-s vs float32 {f32:.3g} ({f32 / bf16:.2f}x), "
+        f"{bf16_w:.3g} wall-s vs {f32_w:.3g} ({f32_w / bf16_w:.2f}x)"
+    )
     if cos < MIN_MEAN_COSINE:
         dtype = "float32"
         why = f"bfloat16's mean cosine to float32 {cos:.6f} < {MIN_MEAN_COSINE}"
-    elif bf16 > SPEEDUP_MARGIN * f32:
+    elif bf16 > SPEEDUP_MARGIN * f32 or bf16_w > SPEEDUP_MARGIN * f32_w:
         dtype = "float32"
         why = f"bfloat16 not faster by the {1 / SPEEDUP_MARGIN:.2f}x needed"
     else:
@@ -339,7 +349,7 @@ def _read(path: Path, key: str) -> Decision | None:
     if data.get("key") != key or data.get("dtype") not in ("float32", "bfloat16"):
         return None
     measured = data.get("measured")
-    names = ("float32_s", "bfloat16_s", "mean_cos")
+    names = ("float32_s", "bfloat16_s", "float32_wall_s", "bfloat16_wall_s", "mean_cos")
     if not isinstance(measured, dict) or set(measured) != set(names):
         return None
     values = [measured[n] for n in names]
@@ -348,11 +358,12 @@ def _read(path: Path, key: str) -> Decision | None:
         for v in values
     ):
         return None
-    f32, bf16, cos = (float(v) for v in values)
-    if f32 <= 0 or bf16 <= 0 or not -1.0 <= cos <= 1.0 + 1e-6:
+    numbers = {n: float(v) for n, v in zip(names, values, strict=True)}
+    cos = numbers.pop("mean_cos")
+    if min(numbers.values()) <= 0 or not -1.0 <= cos <= 1.0 + 1e-6:
         return None
     decision = _rule(
-        {"float32_s": f32, "bfloat16_s": bf16, "mean_cos": cos},
+        {**numbers, "mean_cos": cos},
         key,
         note=f"measured earlier on this machine, read from {path}",
     )
