@@ -4,9 +4,10 @@ The one home of the rule. bfloat16 can pay on a CPU only where the chip has
 bfloat16 units: AMX tiles (``amx_bf16`` in /proc/cpuinfo) or AVX-512 BF16
 dot products (``avx512_bf16``). Measured on all-MiniLM-L6-v2 (CPU-seconds,
 bfloat16 against float32): a Xeon with AMX ran TensorFlow 1.54x, torch 1.92x,
-JAX 0.84x; a 2-core AMD EPYC with AVX-512 BF16 and no AMX ran TensorFlow
-1.47x, torch 1.26x, JAX 0.89x (2026-12-07, on a busy machine: rough), where
-an earlier, differently made measurement had found TensorFlow 0.60x. Because
+JAX 0.84x; on a 2-core AMD EPYC with AVX-512 BF16 and no AMX, one batch at a
+time on a quiet machine gave TensorFlow 0.84-0.87x and JAX 0.78-0.86x, while
+whole transforms on the same busy machine gave TensorFlow 1.47x, torch 1.26x,
+JAX 0.89x (2026-12-07, rough). Because
 the answer depends on the chip, the backend and the model, it is measured:
 
 - a CPU with neither unit gets float32 at zero cost (nothing is timed), and
@@ -187,8 +188,8 @@ def decide(
         return Decision(
             "float32",
             "float32: on JAX bfloat16 was measured slower than float32 on CPUs "
-            "with and without AMX (0.84x, 0.89x; set HYBRIDML_CALIBRATE=1 to "
-            "measure)",
+            "with and without AMX (0.84x, 0.78-0.86x; set HYBRIDML_CALIBRATE=1 "
+            "to measure)",
         )
     else:
         where = "CPU"
