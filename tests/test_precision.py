@@ -343,6 +343,19 @@ def test_a_tiny_preset_on_an_amx_chip_is_not_measured(text_preset, monkeypatch):
     assert est.dtype_ == "float32" and why in est.dtype_reason_
 
 
+def test_forced_calibration_on_images(cnn_preset, monkeypatch):
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    est = KerasEmbeddingTransformer(cnn_preset).fit(None)
+    (decision,) = calibrate._MEMO.values()
+    assert est.dtype_ == decision.dtype and est.dtype_reason_ == decision.reason
+    assert set(decision.measured) >= {"float32_s", "bfloat16_s", "mean_cos"}
+    assert -1.0 <= decision.measured["mean_cos"] <= 1.0 + 1e-6
+
+
+def test_thread_count_is_read_from_the_backend():
+    assert calibrate._threads(BACKEND) >= 1
+
+
 def test_auto_with_a_model_instance_is_float32(monkeypatch):
     import keras
 

@@ -285,13 +285,20 @@ def _rule(measured: dict[str, float], key: str, note: str) -> Decision:
 
 
 def _threads(backend: str) -> int:
-    if backend == "torch":
-        try:
+    """Threads the backend computes with: its own setting, else OpenMP's."""
+    try:
+        if backend == "torch":
             import torch
 
             return int(torch.get_num_threads())
-        except Exception:  # pragma: no cover - torch backend without torch
-            pass
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            n = tf.config.threading.get_intra_op_parallelism_threads()
+            if n > 0:  # 0: TensorFlow's default, every CPU
+                return int(n)
+    except Exception:  # pragma: no cover - a backend without its library
+        pass
     omp = os.environ.get("OMP_NUM_THREADS", "")
     if omp.isdigit() and int(omp) > 0:
         return int(omp)
