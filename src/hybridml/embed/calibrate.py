@@ -251,16 +251,23 @@ def time_dtypes(
 
 
 def calibration_texts(n: int = 32) -> list[str]:
-    """``n`` distinct English sentences of 6-40 words (fixed, no randomness)."""
+    """``n`` distinct English texts (fixed, no randomness).
+
+    Most are sentences of 6-40 words; one in eight is a paragraph of 120-160
+    words, as in real mixes (attention's share of the cost grows with length).
+    """
     words = (
         "the quick brown fox jumps over a lazy dog while this film tells a story "
         "about love and loss in a small town where nothing is what it seems and "
         "every actor plays the part with great care so the plot never feels slow"
     ).split()
-    return [
-        " ".join(words[(3 * i) % 17 : (3 * i) % 17 + 6 + (i * 7) % 35]) + f" ({i})"
-        for i in range(n)
-    ]
+    texts = []
+    for i in range(n):
+        start = (3 * i) % 17
+        length = 120 + 10 * (i % 5) if i % 8 == 7 else 6 + (i * 7) % 35
+        cycle = words * (1 + (start + length) // len(words))
+        texts.append(" ".join(cycle[start : start + length]) + f" ({i})")
+    return texts
 
 
 # ------------------------------------------------------------------ helpers
