@@ -310,9 +310,10 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def _calibration_run(self):
         """``run(dtype)``: this configuration's vectors of a fixed calibration batch.
 
-        The batch is made for the modality (32 English sentences, or 8 seeded
-        random images at the transformer's image size); each dtype's
-        transformer is fitted once, then reused for the timed runs.
+        The batch is made for the modality (16 English texts, two of them
+        paragraphs, or 8 seeded random images at the transformer's image
+        size); each dtype's transformer is fitted once, then reused for the
+        timed runs.
         """
         params = {**self.get_params(deep=False), "cache": None, "verbose": 0}
         fitted: dict[str, KerasEmbeddingTransformer] = {}
@@ -615,7 +616,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 def _calibration_sample(est: KerasEmbeddingTransformer) -> Any:
     """What ``dtype="auto"`` times: fixed texts, or seeded random images."""
     if est.modality_ == "text":
-        return _calibrate.calibration_texts(32)
+        return _calibrate.calibration_texts(16)
     if est.modality_ == "image":
         height, width = est.image_size_ or (224, 224)
         rng = np.random.default_rng(0)
