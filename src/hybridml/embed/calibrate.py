@@ -12,7 +12,9 @@ the answer depends on the chip, the backend and the model, it is measured:
 
 - a CPU with neither unit gets float32 at zero cost (nothing is timed), and
   so does a CUDA GPU below compute capability 8.0 (no bfloat16 units);
-- JAX on CPU gets float32 (bfloat16 was slower on both chips above);
+- JAX on CPU gets float32: XLA's CPU compiler (jaxlib 0.10.2) converts
+  bfloat16 matmul operands to float32 and back, so bfloat16 only adds work
+  (slower on both chips above);
 - a model under :data:`MIN_PARAMS` weights gets float32 (a measurement would
   cost more than bfloat16 could ever save on it);
 - otherwise (or on any machine when ``HYBRIDML_CALIBRATE=1`` forces it) both
