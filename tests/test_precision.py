@@ -165,6 +165,22 @@ def test_gpu_below_8_is_float32_and_from_8_is_measured(monkeypatch):
     assert decide(run, capability=(8, 0)).dtype == "bfloat16" and run.calls
 
 
+def test_a_failing_measurement_falls_back_to_float32_and_is_not_stored(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+
+    def broken(dtype):
+        if dtype == "bfloat16":
+            raise RuntimeError("no bfloat16 kernel for this layer")
+        return np.ones((2, 3))
+
+    d = decide(broken)
+    assert d.dtype == "float32" and "no bfloat16 kernel" in d.reason
+    assert not (tmp_path / "cache" / "precision").exists()
+    assert decide(never).dtype == "float32"  # this process does not retry
+
+
 def test_a_model_instance_is_float32():
     d = decide(None)
     assert d.dtype == "float32" and "model instance" in d.reason

@@ -209,7 +209,17 @@ def decide(
     if known is not None:
         _MEMO[key] = known
         return known
-    measured = time_dtypes(run)
+    try:
+        measured = time_dtypes(run)
+    except Exception as exc:  # e.g. a model that cannot load in bfloat16
+        # float32 works wherever the user's call would have: never fail a fit
+        # over an optimisation. Not stored: a fixed setup measures again.
+        _MEMO[key] = Decision(
+            "float32",
+            f"float32: measuring bfloat16 failed ({type(exc).__name__}: "
+            f"{str(exc)[:200]})",
+        )
+        return _MEMO[key]
     decision = _rule(measured, key, note=f"{where}, measured now, kept in {path}")
     _write(path, decision)
     _MEMO[key] = decision

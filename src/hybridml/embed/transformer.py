@@ -102,17 +102,19 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         (a reduced-precision copy of the weights; the output is always
         float32). ``"auto"`` picks bfloat16 where it is both faster and
         accurate on this machine, float32 otherwise: on a CPU with bfloat16
-        matrix units (Intel AMX) or a CUDA GPU of compute capability 8.0+, the
-        first fit of a backbone times both dtypes on a small calibration batch
-        and keeps bfloat16 only if it took at most 0.9x float32's CPU time and
-        its vectors' mean cosine to float32 is >= 0.9999; the decision is
-        stored in hybridml's cache folder (keyed by CPU, backend, thread count
-        and weights) and reused. A CPU without AMX, JAX on CPU, and a model
+        units (AMX or AVX-512 BF16) or a CUDA GPU of compute capability 8.0+,
+        the first fit of a backbone times both dtypes on a small calibration
+        batch and keeps bfloat16 only if it took at most 0.9x float32's CPU
+        and wall time and its vectors' mean cosine to float32 is >= 0.9999;
+        the decision is stored in hybridml's cache folder (keyed by CPU,
+        backend, thread count and weights) and reused. A CPU without those
+        units, JAX on CPU, a backbone under a million weights and a model
         instance get float32 at once, with nothing timed
-        (``HYBRIDML_CALIBRATE=1`` measures anyway). :attr:`dtype_` says what
-        was chosen, ``verbose=1`` prints why. None means float32 (the
-        behaviour before ``"auto"``). (``ContrastiveFineTuner``'s ``dtype`` is
-        mixed precision instead: float32 weights, 16-bit compute.)
+        (``HYBRIDML_CALIBRATE=1`` measures anyway, ``=0`` never). :attr:`dtype_`
+        says what was chosen, :attr:`dtype_reason_` (and ``verbose=1``) why.
+        None means float32 (the behaviour before ``"auto"``).
+        (``ContrastiveFineTuner``'s ``dtype`` is mixed precision instead:
+        float32 weights, 16-bit compute.)
     cache : EmbeddingCache, str or path, default=None
         Optional cache of computed rows, keyed by :attr:`fingerprint_` and a hash
         of each row's content; only misses are embedded, and each finished batch
