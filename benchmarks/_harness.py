@@ -171,8 +171,12 @@ def cpu_model() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    units = [u for u in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if u in flags]
-    units.append("amx" if "amx_tile" in flags else "no amx")
+    # matrix units (AMX) and vector units (AVX-512 BF16 / VNNI): what decides
+    # whether bfloat16 or int8 can pay on this chip
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16")
+    units = [u for u in wanted if u in flags]
+    amx = [u for u in ("amx_bf16", "amx_int8", "amx_tile") if u in flags]
+    units += amx or ["no amx"]
     return f"{name} ({', '.join(units)})"
 
 
@@ -210,13 +214,17 @@ def measure(
     unit: str,
     ref: str | None,
     max_load: float,
-) -> None:
-    """The whole measurement: CPU model, load around the runs, rounds, report."""
+) -> dict[str, list[dict]]:
+    """The whole measurement: CPU model, load around the runs, rounds, report.
+
+    Returns engine -> the children's results (as :func:`run_rounds`).
+    """
     print("cpu:", cpu_model())
     print("before:", uptime())
     runs = run_rounds(engines, rounds, command, tmp, unit)
     print("after:", uptime())
     report(runs, ref, unit, max_load=max_load)
+    return runs
 
 
 def child_env(engine: str, threads: int, src: str) -> tuple[str, dict[str, str]]:
