@@ -474,6 +474,28 @@ def test_bad_targets_raise_before_the_model_loads(monkeypatch):
         tuner.fit(None, LABELS)
 
 
+@pytest.mark.parametrize(
+    "labels, shown",
+    [
+        (["a", "b", np.nan, "a"], r"got nan in rows \[2\]"),  # not a "nan" class
+        (np.array([0.0, 1.0, np.nan, np.nan]), r"got nan in rows \[2, 3\]"),
+        (["a", None, "b", "a"], r"got None in rows \[1\]"),
+        # pandas' string dtype stores None as NaN
+        (pd.Series(["a", "b", None, "b"]), r"got (None|nan) in rows \[2\]"),
+    ],
+)
+def test_missing_labels_are_refused_naming_the_rows(monkeypatch, labels, shown):
+    import hybridml.embed.backbones as backbones
+
+    def fail(*args, **kwargs):
+        raise AssertionError("loaded a model")
+
+    monkeypatch.setattr(backbones, "_load", fail)
+    tuner = ContrastiveFineTuner("no_such_preset_is_loaded")
+    with pytest.raises(ValueError, match=shown + r"\. Expected a class label"):
+        tuner.fit(["w", "x", "y", "z"], labels)
+
+
 def test_transform_before_fit_raises(text_preset):
     from sklearn.exceptions import NotFittedError
 

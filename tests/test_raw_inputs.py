@@ -104,6 +104,18 @@ def test_strings_into_a_model_without_preprocessor_raise():
         fitted.predict(TEXTS)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+@pytest.mark.parametrize("where", [0, 5])
+def test_missing_texts_are_refused_by_index(text_clf, where, missing):
+    X = list(TEXTS)
+    X[where] = missing
+    match = rf"text input: item {where} is missing: got {missing}\. Expected str\."
+    with pytest.raises(ValueError, match=match):
+        clone(text_clf).fit(X, LABELS)
+    with pytest.raises(ValueError, match=match):  # an object array, too
+        text_clf.predict(np.array(X, dtype=object))
+
+
 def test_task_instance_is_copied_not_mutated_and_loss_is_announced(text_task):
     compiling._WARNED.clear()
     with pytest.warns(UserWarning, match="from_logits=True"):

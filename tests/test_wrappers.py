@@ -891,6 +891,14 @@ def test_bad_models_and_targets_fail_with_clear_errors(model, y, match):
         KerasClassifier(model, **FAST).fit(X, y)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_missing_class_labels_are_refused_naming_the_rows(missing):
+    y = Y_BIN.astype(object)
+    y[[3, 7]] = missing  # a list keeps NaN a float: np.asarray would make "nan"
+    with pytest.raises(ValueError, match=rf"y: got {missing} in rows \[3, 7\]\."):
+        KerasClassifier(mlp, **FAST).fit(X, list(y))
+
+
 def test_regressor_output_size_errors():
     with pytest.raises(ValueError, match="got 1 units for 2 target"):
         KerasRegressor(mlp_one_output, **FAST).fit(X, np.c_[Y_REG, Y_REG])

@@ -52,6 +52,7 @@ from sklearn.utils import check_array, check_consistent_length, check_random_sta
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._imports import import_keras
+from .._validation import check_labels_present as _check_labels_present
 from .._validation import is_int as _is_int
 from . import raw_inputs as _raw
 from . import routing as _routing
@@ -229,6 +230,8 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
 
     def _validate(self, keras, X, y, reuse):
         """Check X and y; raw text / images pass through to the preprocessor."""
+        if not self._y_numeric:  # a missing label is no class (NaN is no "nan")
+            _check_labels_present(y)
         if not _raw.looks_raw(X):
             X, y = validate_data(
                 self,

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from .. import _pixels
+from .._validation import is_missing
 from ..embed.inputs import as_images, as_texts, load_image
 
 _CHUNK = 256  # rows preprocessed per call
@@ -44,7 +45,8 @@ def looks_raw(X: Any) -> bool:
     """Whether X is text, image paths or PIL images rather than a numeric table.
 
     1-D sequences (list, tuple, Series, 1-D object/str arrays, one-column
-    DataFrames) whose first item is a string, path, PIL image or image array.
+    DataFrames) whose first present (not None / NaN) item is a string, path,
+    PIL image or image array.
     """
     columns = getattr(X, "columns", None)
     if columns is not None:
@@ -60,9 +62,8 @@ def looks_raw(X: Any) -> bool:
             return False
     elif not isinstance(X, (list, tuple)):
         return False
-    if len(X) == 0:
-        return False
-    first = X[0]
+    # the first present item: a leading None / NaN is refused later, by index
+    first = next((item for item in X if not is_missing(item)), None)
     return (
         isinstance(first, (str, bytes, os.PathLike))
         or (hasattr(first, "convert") and hasattr(first, "mode"))
