@@ -1098,6 +1098,24 @@ def test_registered_subclassed_model_unpickles():
     )
 
 
+def test_registered_subclassed_model_unpickles_where_it_is_not_registered(
+    monkeypatch,
+):
+    clf = KerasClassifier(_Registered, loss="binary_crossentropy", **FAST)
+    clf.fit(X, Y_BIN)
+    data = pickle.dumps(clf)
+    # a fresh process: the decorator of the class's module has not run yet
+    registry = keras.saving.get_custom_objects()
+    name = keras.saving.get_registered_name(_Registered)
+    monkeypatch.delitem(registry, name)
+    assert keras.saving.get_registered_object(name) is None
+    restored = pickle.loads(data)
+    assert isinstance(restored.model_, _Registered)
+    np.testing.assert_allclose(
+        restored.predict_proba(X), clf.predict_proba(X), atol=1e-6
+    )
+
+
 def test_failed_stratified_split_warns():
     y = np.array(["a"] * 39 + ["b"])  # one "b": cannot be stratified
     with pytest.warns(UserWarning, match="cannot be stratified"):
