@@ -1073,6 +1073,30 @@ def test_dict_callbacks_with_routed_parameters():
     assert seen == [7]
 
 
+def test_a_single_callback_class_takes_its_routed_arguments():
+    seen = []
+
+    class Recorder(_CountBatches):
+        def on_train_end(self, logs=None):
+            seen.append(("fit", self.batches))
+
+        def on_predict_end(self, logs=None):
+            seen.append(("predict", self.batches))
+
+    clf = KerasClassifier(
+        mlp,
+        loss="binary_crossentropy",
+        callbacks=Recorder,  # SciKeras: a class, not a list
+        callbacks__start=7,
+        **FAST,
+    )
+    clone(clf).fit(X, Y_BIN).predict(X[:3])
+    # instantiated with start=7 for fit and, freshly, for predict (one batch)
+    assert seen == [("fit", 7), ("predict", 8)]
+    with pytest.raises(ValueError, match=r"callbacks__strat: got an argument"):
+        clone(clf).set_params(callbacks__strat=7).fit(X, Y_BIN)
+
+
 @keras.saving.register_keras_serializable(package="hybridml_tests")
 class _Registered(keras.Model):
     def __init__(self, units=1, **kwargs):

@@ -43,7 +43,6 @@ and scale them as the backbone expects first (keras-hub's ``ImageConverter``).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -394,8 +393,6 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         """Fresh callback objects: classes instantiated, instances copied."""
         params = _routing.routed(self._kwargs, "callbacks")
         specs = self.callbacks if self.callbacks is not None else []
-        if not isinstance(specs, (list, tuple, Mapping)):
-            specs = [specs]
         made = _routing.instantiate_each(
             specs, params, module=keras.callbacks, route="callbacks", fresh=True
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -61,8 +60,6 @@ class _PredictMixin:
         else:
             specs, params = self.callbacks, _routing.routed(self._kwargs, "callbacks")
         if specs is not None:
-            if not isinstance(specs, (list, tuple, Mapping)):
-                specs = [specs]
             made = _routing.instantiate_each(
                 specs, params, module=keras.callbacks, route="callbacks", fresh=True
             )
