@@ -164,6 +164,43 @@ def test_images(cnn_preset):
     assert not np.allclose(cosine.transform(X), Z, atol=1e-4)
 
 
+@pytest.mark.parametrize("make", ["tuner", "classifier"])
+def test_a_seeded_fit_leaves_the_global_random_state(make):
+    import random
+    import sys
+
+    from hybridml import KerasClassifier
+
+    keras = quiet_import("keras")
+    backend = keras.backend.backend()
+    X = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
+    y = np.array([0, 1] * 8)
+
+    def draws():
+        out = [
+            random.random(),
+            np.random.rand(),  # the global generator is the point
+            keras.ops.convert_to_numpy(keras.random.uniform((2,))).tolist(),
+        ]
+        if backend == "torch":
+            out.append(sys.modules["torch"].rand(2).tolist())
+        if backend == "tensorflow":
+            out.append(sys.modules["tensorflow"].random.uniform((2,)).numpy().tolist())
+        return out
+
+    if make == "tuner":
+        est = ContrastiveFineTuner(numeric_model(), epochs=1, random_state=0)
+    else:
+        est = KerasClassifier(epochs=1, random_state=0)
+    keras.utils.set_random_seed(5)
+    draws()  # state advanced, not freshly seeded
+    expected = draws()
+    keras.utils.set_random_seed(5)
+    draws()
+    est.fit(X, y)
+    assert draws() == expected
+
+
 def test_random_crop_flip_cuts_a_window_of_the_image():
     from hybridml.embed.augment import random_crop_flip
 

@@ -16,6 +16,7 @@ from .._validation import check_int
 from .backbones import Embedder, get_embedder
 from .pairs import label_targets
 from .precision import DTYPES
+from .seeding import preserved_random_state
 from .transformer import KerasEmbeddingTransformer, _is_numeric_spec, _SavedModel
 
 __all__ = ["ContrastiveFineTuner"]
@@ -239,7 +240,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self._copy_recipe(view)
         self.target_type_ = kind
         self._resolve_auto()
-        result = train(self, frozen, items, Y, groups)
+        with preserved_random_state(self.random_state is not None):  # seeds inside
+            result = train(self, frozen, items, Y, groups)
         self.dtype_ = result["dtype"]
         self._tuned = result["embedder"]
         self._weights = None
