@@ -164,6 +164,18 @@ def test_images(cnn_preset):
     assert not np.allclose(cosine.transform(X), Z, atol=1e-4)
 
 
+def test_transform_uses_the_fitted_image_size(cnn_preset):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
+    y = np.array([0, 1] * 4)
+    tuner = ContrastiveFineTuner(cnn_preset, image_size=24, **FAST).fit(X, y)
+    assert tuner.image_size_ == (24, 24)
+    Z = tuner.transform(X)
+    tuner.set_params(image_size=40)  # not refitted: transform keeps fit's size
+    np.testing.assert_array_equal(tuner.transform(X), Z)
+    assert not np.allclose(clone(tuner).fit(X, y).transform(X), Z, atol=1e-4)
+
+
 @pytest.mark.parametrize("make", ["tuner", "classifier"])
 def test_a_seeded_fit_leaves_the_global_random_state(make):
     import random

@@ -362,6 +362,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         for name in (*self._RECIPE_ATTRS, "n_features_in_"):
             if hasattr(self, name):
                 setattr(view, name, getattr(self, name))
+        view.image_size = self.image_size_  # fit's size, not a parameter set since
         view._fingerprint = self.fingerprint_
         return view._embed(tuned, view._check_input(X, tuned, reset=False))
 
