@@ -7,6 +7,7 @@ EfficientNet-Lite0; the recipe runs the real ones.
 from __future__ import annotations
 
 import pickle
+import threading
 import warnings
 
 import numpy as np
@@ -138,6 +139,43 @@ def test_sequence_length_beyond_the_backbone_is_refused(text_task, text_preset):
         KerasClassifier(task).fit(TEXTS, LABELS)
     with pytest.raises(ValueError, match="sequence_length: got 0"):
         KerasClassifier(task, sequence_length=0).fit(TEXTS, LABELS)
+
+
+def test_threads_predicting_at_once_leave_the_preprocessor(text_clf):
+    clf = pickle.loads(pickle.dumps(text_clf))
+    model = clf.model_
+    preprocessor = model.preprocessor
+    serial = clf.predict_proba(TEXTS)
+    n_threads = 4
+    start = threading.Barrier(n_threads, timeout=30)
+    inside = threading.Barrier(n_threads, timeout=30)
+
+    class Meet(keras.callbacks.Callback):
+        """Holds each predict until all threads are inside one at once."""
+
+        def on_predict_begin(self, logs=None):
+            inside.wait()
+
+    clf.set_params(predict__callbacks=[Meet])
+    results, errors = [None] * n_threads, []
+
+    def work(i):
+        try:
+            start.wait()
+            results[i] = clf.predict_proba(TEXTS)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert not inside.broken  # the four predictions really overlapped
+    assert model.preprocessor is preprocessor  # never detached, not even for a while
+    for proba in results:
+        np.testing.assert_allclose(proba, serial, atol=1e-6)
 
 
 def test_pickle_carries_the_tokenizer(text_clf):

@@ -38,8 +38,11 @@ class _PredictMixin:
             # computes, without its per-call set-up (~0.1 s on TensorFlow).
             out = model(_as_floatx(keras, X), training=False)
             return keras.ops.convert_to_numpy(out)
+        # Keras' own predict on the preprocessed arrays: the task's would
+        # preprocess again. The fitted model is only read, never changed, so
+        # threads may predict at once.
         predict = _raw.keras_method(keras, model, "predict")
-        with _quiet_retracing(), _raw.detached(model):
+        with _quiet_retracing():
             return np.asarray(predict(X, **kwargs))
 
     def _predict_kwargs(self, keras) -> dict[str, Any]:
