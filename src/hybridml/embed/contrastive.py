@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -14,8 +12,10 @@ from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 from .._keras_io import is_keras_model
 from .._validation import check_int
 from .backbones import Embedder, get_embedder
+from .fingerprint import fingerprint
 from .pairs import label_targets
 from .precision import DTYPES
+from .seeding import preserved_random_state
 from .transformer import KerasEmbeddingTransformer, _is_numeric_spec, _SavedModel
 
 __all__ = ["ContrastiveFineTuner"]
@@ -239,7 +239,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         self._copy_recipe(view)
         self.target_type_ = kind
         self._resolve_auto()
-        result = train(self, frozen, items, Y, groups)
+        with preserved_random_state(self.random_state is not None):  # seeds inside
+            result = train(self, frozen, items, Y, groups)
         self.dtype_ = result["dtype"]
         self._tuned = result["embedder"]
         self._weights = None
@@ -363,6 +364,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         for name in (*self._RECIPE_ATTRS, "n_features_in_"):
             if hasattr(self, name):
                 setattr(view, name, getattr(self, name))
+        view.image_size = self.image_size_  # fit's size, not a parameter set since
         view._fingerprint = self.fingerprint_
         return view._embed(tuned, view._check_input(X, tuned, reset=False))
 
@@ -386,18 +388,16 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     def fingerprint_(self) -> str:
         """sha256 of the tuned weights, preprocessing and output parameters."""
         check_is_fitted(self)
-        payload = {
-            "recipe": _RECIPE,
-            "model": self._tuned_embedder().digest(),
-            "pooling": self.pooling_,
-            "normalize": self.normalize_,
-            "sequence_length": self.sequence_length_,
-            "image_size": list(self.image_size_) if self.image_size_ else None,
-        }
-        if getattr(self, "dtype_", "float32") != "float32":
-            payload["dtype"] = self.dtype_
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return fingerprint(
+            self._tuned_embedder().digest(),
+            modality=self.modality_,
+            pooling=self.pooling_,
+            normalize=self.normalize_,
+            sequence_length=self.sequence_length_,
+            image_size=self.image_size_,
+            dtype=getattr(self, "dtype_", "float32"),
+            tuning=_RECIPE,
+        )
 
     def _tuned_embedder(self) -> Embedder:
         tuned = getattr(self, "_tuned", None)

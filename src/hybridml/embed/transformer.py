@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import json
 import os
 import sys
 import threading
@@ -23,6 +21,7 @@ from . import inputs as _inputs
 from . import precision as _precision
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
 from .batches import _cached, _is_oom, _progress
+from .fingerprint import fingerprint
 from .pickling import SavedModel as _SavedModel
 
 __all__ = ["KerasEmbeddingTransformer", "forward_rows"]
@@ -55,9 +54,6 @@ def forward_rows() -> int:
     0
     """
     return _FORWARD_ROWS
-
-
-_RECIPE_VERSION = 1  # bump when the embedding computation changes
 
 
 class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
@@ -422,19 +418,15 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def fingerprint_(self) -> str:
         """sha256 of the weights, preprocessing and output-changing parameters."""
         check_is_fitted(self)
-        embedder = self._fitted_embedder()
-        payload = {
-            "recipe": _RECIPE_VERSION,
-            "model": embedder.digest(),
-            "modality": self.modality_,
-            "pooling": self.pooling_,
-            "normalize": self.normalize_,
-            "sequence_length": self.sequence_length_,
-            "image_size": list(self.image_size_) if self.image_size_ else None,
-            "dtype": self._fitted_param("dtype") or "float32",  # resolved at fit
-        }
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return fingerprint(
+            self._fitted_embedder().digest(),
+            modality=self.modality_,
+            pooling=self.pooling_,
+            normalize=self.normalize_,
+            sequence_length=self.sequence_length_,
+            image_size=self.image_size_,
+            dtype=self._fitted_param("dtype"),
+        )
 
     # ------------------------------------------------------------------ helpers
     def _fitted_param(self, name: str) -> Any:

@@ -43,7 +43,6 @@ and scale them as the backbone expects first (keras-hub's ``ImageConverter``).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -52,6 +51,7 @@ from sklearn.utils import check_array, check_consistent_length, check_random_sta
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._imports import import_keras
+from .._validation import check_labels_present as _check_labels_present
 from .._validation import is_int as _is_int
 from . import raw_inputs as _raw
 from . import routing as _routing
@@ -229,6 +229,8 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
 
     def _validate(self, keras, X, y, reuse):
         """Check X and y; raw text / images pass through to the preprocessor."""
+        if not self._y_numeric:  # a missing label is no class (NaN is no "nan")
+            _check_labels_present(y)
         if not _raw.looks_raw(X):
             X, y = validate_data(
                 self,
@@ -391,8 +393,6 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         """Fresh callback objects: classes instantiated, instances copied."""
         params = _routing.routed(self._kwargs, "callbacks")
         specs = self.callbacks if self.callbacks is not None else []
-        if not isinstance(specs, (list, tuple, Mapping)):
-            specs = [specs]
         made = _routing.instantiate_each(
             specs, params, module=keras.callbacks, route="callbacks", fresh=True
         )

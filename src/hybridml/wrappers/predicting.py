@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import contextlib
+import threading
+import weakref
 from typing import Any
 
 import numpy as np
@@ -34,14 +36,17 @@ class _PredictMixin:
             X = validate_data(self, X, reset=False, allow_nd=True, dtype=_X_DTYPES)
         keras = import_keras()
         kwargs = self._predict_kwargs(keras)
-        if _predicts_by_call(keras, model, kwargs, _raw.n_rows(X)):
-            # One batch through a plain model: calling it is what predict()
-            # computes, without its per-call set-up (~0.1 s on TensorFlow).
-            out = model(_as_floatx(keras, X), training=False)
-            return keras.ops.convert_to_numpy(out)
-        predict = _raw.keras_method(keras, model, "predict")
-        with _quiet_retracing(), _raw.detached(model):
-            return np.asarray(predict(X, **kwargs))
+        with _turns(keras, model):
+            if _predicts_by_call(keras, model, kwargs, _raw.n_rows(X)):
+                # One batch through a plain model: calling it is what predict()
+                # computes, without its per-call set-up (~0.1 s on TensorFlow).
+                out = model(_as_floatx(keras, X), training=False)
+                return keras.ops.convert_to_numpy(out)
+            # Keras' own predict on the preprocessed arrays: the task's would
+            # preprocess again. The fitted model is never changed here.
+            predict = _raw.keras_method(keras, model, "predict")
+            with _quiet_retracing():
+                return np.asarray(predict(X, **kwargs))
 
     def _predict_kwargs(self, keras) -> dict[str, Any]:
         """``model.predict`` arguments: batch size, predict__*, and callbacks.
@@ -61,14 +66,34 @@ class _PredictMixin:
         else:
             specs, params = self.callbacks, _routing.routed(self._kwargs, "callbacks")
         if specs is not None:
-            if not isinstance(specs, (list, tuple, Mapping)):
-                specs = [specs]
             made = _routing.instantiate_each(
                 specs, params, module=keras.callbacks, route="callbacks", fresh=True
             )
             if made:
                 kwargs["callbacks"] = made
         return kwargs
+
+
+_LOCKS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_LOCKS_LOCK = threading.Lock()
+
+
+def _turns(keras, model) -> Any:
+    """Threads predicting with one model: at once, or on JAX in turns.
+
+    TensorFlow's and torch's ``Model.predict`` only read the model. JAX's
+    swaps the model's variable buffers out and back in around the call, so a
+    second prediction at once finds them gone ("'NoneType' object is not
+    callable") and a direct call would too; on JAX one lock per model makes
+    them take turns (a lock is the only fix short of rewriting Keras' loop).
+    """
+    if keras.backend.backend() != "jax":
+        return contextlib.nullcontext()
+    with _LOCKS_LOCK:
+        lock = _LOCKS.get(model)
+        if lock is None:
+            lock = _LOCKS[model] = threading.Lock()
+    return lock
 
 
 def _predicts_by_call(keras, model, kwargs, n_rows) -> bool:
