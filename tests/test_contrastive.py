@@ -249,7 +249,7 @@ def test_images_that_cannot_be_resized_are_only_mirrored():
 
 def test_image_training_batches_are_augmented_held_out_ones_are_not(cnn_preset):
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _input_maker
+    from hybridml.embed.training import _input_maker
 
     X = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 3)).astype("uint8")
     embedder = get_embedder(str(cnn_preset))
@@ -365,7 +365,7 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
     keras = quiet_import("keras")
     from hybridml.embed import precision
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _copy_for
+    from hybridml.embed.training import _copy_for
 
     cap = precision.accelerator_capability()  # this backend's real probe
     assert cap is None or (len(cap) == 2 and all(isinstance(v, int) for v in cap))
@@ -612,7 +612,7 @@ def test_baseline_finetune_adds_tuned_rows(text_preset):
 def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
     """One padded length per fit (one compile); XLA only for big text fits on TF."""
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _input_maker, _step_mode
+    from hybridml.embed.training import _input_maker, _step_mode
 
     embedder = get_embedder(str(text_preset))
     texts = ["a", "a much longer text with many more words in it than the first"]
@@ -634,12 +634,12 @@ def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
 @pytest.mark.slow
 def test_an_xla_train_step_trains_and_repeats(text_preset, monkeypatch):
     # The fast tests' fits are small, so they run eagerly; force XLA here.
-    from hybridml.embed import tuning
+    from hybridml.embed import training
 
-    monkeypatch.setattr(tuning, "XLA_WORK", 0.0)
-    modes, real = [], tuning._step_mode
+    monkeypatch.setattr(training, "XLA_WORK", 0.0)
+    modes, real = [], training._step_mode
     monkeypatch.setattr(
-        tuning, "_step_mode", lambda *a: modes.append(real(*a)) or modes[-1]
+        training, "_step_mode", lambda *a: modes.append(real(*a)) or modes[-1]
     )
     runs = [ContrastiveFineTuner(text_preset, **FAST).fit(TEXTS, LABELS)]
     runs.append(clone(runs[0]).fit(TEXTS, LABELS))

@@ -15,7 +15,7 @@ from ..embed.seeding import preserved_random_state
 
 
 @contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
+def seeded_fit(seed: int | None) -> Iterator[None]:
     """Seed Python, NumPy and the backend; restore their states afterwards.
 
     TensorFlow is only seeded when it is already imported (it is under the
@@ -43,7 +43,7 @@ class _RetracingFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_retracing() -> Iterator[None]:
+def quiet_retracing() -> Iterator[None]:
     """Hide TensorFlow's "retracing" warning while we fit or predict.
 
     Every fit builds a new model with new traced functions, so a grid search

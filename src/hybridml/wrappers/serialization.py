@@ -18,10 +18,10 @@ from .._keras_io import (
     model_to_bytes,
     registered_objects,
 )
-from .building import _custom_objects
+from .building import custom_objects_of
 
 
-class _SerializeMixin:
+class SerializeMixin:
     """``__getstate__`` / ``__setstate__`` / ``__sklearn_clone__``."""
 
     def __sklearn_clone__(self):
@@ -46,7 +46,9 @@ class _SerializeMixin:
             # process imports their module instead of failing to find them
             state["_custom_objects"] = {
                 **registered_objects(data),
-                **_custom_objects(self.loss, self.optimizer, self.metrics, model.loss),
+                **custom_objects_of(
+                    self.loss, self.optimizer, self.metrics, model.loss
+                ),
             }
         return state
 
