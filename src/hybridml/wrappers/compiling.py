@@ -27,7 +27,33 @@ _WARNED: set[tuple] = set()  # default losses already announced in this process
 
 
 class CompileMixin:
-    """Model building and compilation for ``KerasBase``."""
+    """Model building and compilation for ``KerasBase``.
+
+    It needs from the class it is mixed into only the estimator's parameters
+    (``model``, ``optimizer``, ``loss``, ``metrics``, ``compile_kwargs``, ...),
+    ``_kwargs`` (the routed keyword arguments) and the four hooks declared
+    below, which the classifier and the regressor define: that is its whole
+    interface, so it reads without the other files open.
+    """
+
+    # -- hooks the concrete wrapper provides ----------------------------------
+    def _default_loss(self, width: int) -> str:
+        """The loss used when ``loss`` is None, for an output ``width`` wide."""
+        raise NotImplementedError
+
+    def _set_encoding(self, loss: Any, width: int) -> None:
+        """Choose the target encoding the compiled loss expects."""
+        raise NotImplementedError
+
+    def _meta(self) -> dict[str, Any]:
+        """What a build callable may read (``n_features_in_``, classes, ...)."""
+        raise NotImplementedError
+
+    def _model_inputs(self, model: Any, X: Any) -> Any:
+        """``X`` as the model takes it (raw inputs preprocessed once)."""
+        raise NotImplementedError
+
+    # -- building and compiling -----------------------------------------------
 
     def _build_and_compile(self, keras, X):
         """Build (or copy the instance) and compile; return (model, inputs)."""
