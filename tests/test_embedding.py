@@ -627,7 +627,7 @@ def _expected_failures(estimator):
             "date_saved, to the second), so any fit longer than a second changes "
             "the hash; config and weights do not change (see "
             "test_fit_does_not_change_a_model_parameter; a Task's preprocessor: "
-            "test_trust_embed.py::test_a_task_passed_as_backbone_is_not_mutated)"
+            "test_inputs.py::test_a_task_passed_as_backbone_is_not_mutated)"
         )
     }
 
