@@ -258,6 +258,24 @@ def test_pooling_and_normalize_options(text_preset, text_embed):
                                atol=1e-6)  # fmt: skip
 
 
+def test_max_and_last_pooling_match_numpy_on_the_sequence_output(text_preset):
+    """max: the largest value of each dimension over the row's real tokens;
+    last: the row's last real token (right padding). Padding never counts."""
+    keras = quiet_import("keras")
+    embedder = get_embedder(text_preset)
+    batch = embedder.text_batch(embedder.tokenize(TEXTS, 32))
+    mask = batch["padding_mask"].astype(bool)
+    assert len(set(mask.sum(axis=1))) > 2  # rows of several lengths: padding
+    seq = keras.ops.convert_to_numpy(embedder.model(batch)["sequence_output"])
+    expected_max = np.stack([seq[i][mask[i]].max(axis=0) for i in range(len(TEXTS))])
+    expected_last = np.stack([seq[i, mask[i].sum() - 1] for i in range(len(TEXTS))])
+    for pooling, expected in (("max", expected_max), ("last", expected_last)):
+        Z = KerasEmbeddingTransformer(text_preset, pooling=pooling, normalize=False)
+        np.testing.assert_allclose(
+            Z.fit(None).transform(TEXTS), expected, atol=1e-5, err_msg=pooling
+        )
+
+
 def test_sequence_length_truncates(text_preset):
     short = KerasEmbeddingTransformer(text_preset, sequence_length=4).fit(None)
     # [CLS] the cat [SEP]: everything after "the cat" is cut
