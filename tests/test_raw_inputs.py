@@ -61,7 +61,8 @@ def test_raw_strings_fit_and_give_real_probabilities(text_clf):
 
 
 def test_series_and_one_column_frame_are_text(text_clf):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     expected = text_clf.predict_proba(TEXTS[:3])
     series = pd.Series(TEXTS[:3])
     np.testing.assert_allclose(text_clf.predict_proba(series), expected, atol=1e-6)

@@ -54,8 +54,7 @@ BACKEND = keras.backend.backend()
 EAGER = True
 FAST = dict(epochs=1, run_eagerly=EAGER)
 
-rng = np.random.RandomState(0)
-X = rng.normal(size=(40, 4)).astype("float32")
+X = np.random.RandomState(0).normal(size=(40, 4)).astype("float32")
 Y_BIN = np.where(X[:, 0] > 0, "yes", "no")
 Y_MULTI = np.array(["a", "b", "c"])[np.digitize(X[:, 0], [-0.4, 0.4])]
 Y_REG = X @ np.array([1.0, -1.0, 0.5, 0.0])
@@ -422,6 +421,7 @@ def test_logits_become_probabilities():
 
 
 def test_one_hot_and_multilabel_targets():
+    rng = np.random.RandomState(1)
     onehot = np.eye(3, dtype=int)[rng.randint(0, 3, 40)]
     clf = KerasClassifier(**FAST).fit(X, onehot)
     assert clf.target_type_ == "multiclass-onehot"
@@ -918,7 +918,7 @@ def test_pretrained_backbone_frozen_then_fine_tuned(cnn_preset):
         outputs = keras.layers.Dense(meta["n_classes_"], activation="softmax")(features)
         return keras.Model(inputs, outputs)
 
-    images = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
+    images = np.random.RandomState(2).uniform(size=(8, 32, 32, 3)).astype("float32")
     labels = np.array(["cat", "dog"] * 4)
     pretrained = weights_of(keras_hub.models.Backbone.from_preset(str(cnn_preset)))
 
