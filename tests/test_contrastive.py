@@ -600,3 +600,73 @@ def _tuner_expected_failures(estimator):
 )
 def test_sklearn_common_checks(estimator, check):
     check(estimator)
+
+
+# -- the two losses against their formulas, written out in numpy ----------------
+
+
+def _numpy_unit(x):
+    return x / np.sqrt(np.maximum((x * x).sum(axis=1, keepdims=True), 1e-12))
+
+
+def _reference_cosine_loss(Y, Z):
+    """Row i: mean over j != i of (cos(z_i, z_j) - cos(y_i, y_j))^2."""
+    n = len(Z)
+    sim, target = _numpy_unit(Z) @ _numpy_unit(Z).T, _numpy_unit(Y) @ _numpy_unit(Y).T
+    return np.array(
+        [
+            np.mean([(sim[i, j] - target[i, j]) ** 2 for j in range(n) if j != i])
+            for i in range(n)
+        ]
+    )
+
+
+def _reference_supcon_loss(Y, Z, temperature):
+    """Row i: -sum_j t_ij log softmax_{k != i}(s_ik / T)_j / sum_j t_ij (j != i);
+    zero where row i has no partner with t_ij > 0 (Khosla et al. 2020)."""
+    n = len(Z)
+    sim, target = _numpy_unit(Z) @ _numpy_unit(Z).T, _numpy_unit(Y) @ _numpy_unit(Y).T
+    out = np.zeros(n)
+    for i in range(n):
+        others = [k for k in range(n) if k != i]
+        logits = sim[i, others] / temperature
+        log_prob = logits - np.log(np.exp(logits - logits.max()).sum()) - logits.max()
+        weights = target[i, others]
+        if weights.sum() > 0:
+            out[i] = -(weights * log_prob).sum() / weights.sum()
+    return out
+
+
+@pytest.mark.parametrize("multilabel", [False, True])
+def test_losses_match_their_formulas(multilabel):
+    from hybridml.embed.contrastive_loss import (
+        BatchCosineLoss,
+        SupervisedContrastiveLoss,
+        make_loss,
+    )
+
+    keras = quiet_import("keras")
+    rng = np.random.default_rng(3)
+    Z = rng.normal(size=(9, 5)).astype("float32")
+    if multilabel:  # overlapping label sets: targets in between 0 and 1
+        Y = (rng.uniform(size=(9, 3)) > 0.5).astype("float32")
+        Y[0] = [1, 1, 0]
+    else:
+        Y = np.eye(3, dtype="float32")[[0, 0, 1, 1, 1, 2, 2, 0, 1]]
+    Y[8] = 0  # a row with no positive partner: supcon gives it zero
+    per_row = {
+        "cosine": BatchCosineLoss(reduction=None),
+        "supcon": SupervisedContrastiveLoss(temperature=0.5, reduction=None),
+    }
+    expected = {
+        "cosine": _reference_cosine_loss(Y, Z),
+        "supcon": _reference_supcon_loss(Y, Z, 0.5),
+    }
+    assert expected["supcon"][8] == 0 and expected["cosine"][8] > 0
+    for name, loss in per_row.items():
+        got = keras.ops.convert_to_numpy(loss(Y, Z))
+        np.testing.assert_allclose(got, expected[name], rtol=1e-4, atol=1e-5)
+    # the reduced value (what training minimises) is the mean over rows
+    mean = keras.ops.convert_to_numpy(make_loss("supcon", 0.5)(Y, Z))
+    np.testing.assert_allclose(mean, expected["supcon"].mean(), rtol=1e-4)
+    assert isinstance(make_loss("cosine", 0.5), BatchCosineLoss)
