@@ -556,8 +556,25 @@ def test_class_and_sample_weights_combine_without_mutation():
         run_eagerly=EAGER,
     ).fit(X, Y_BIN, sample_weight=np.ones(40))
     assert (clf.predict(X) == "no").mean() > 0.9
-    balanced = KerasClassifier(mlp, class_weight="balanced", **FAST)
-    assert balanced.fit(X, Y_BIN).history_["loss"][0] > 0
+
+
+def test_balanced_class_weight_is_n_samples_over_n_classes_times_count():
+    y = np.where(X[:, 0] > 0.6, "yes", "no")  # 15 yes, 25 no
+    classes, counts = np.unique(y, return_counts=True)
+    assert counts.tolist() == [25, 15]
+    per_class = dict(zip(classes, len(y) / (len(classes) * counts), strict=True))
+    explicit = np.array([per_class[label] for label in y])
+    seeded = dict(FAST, random_state=0)
+    balanced = KerasClassifier(mlp, class_weight="balanced", **seeded).fit(X, y)
+    weighted = KerasClassifier(mlp, **seeded).fit(X, y, sample_weight=explicit)
+    plain = KerasClassifier(mlp, **seeded).fit(X, y)
+    np.testing.assert_allclose(
+        balanced.predict_proba(X), weighted.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        balanced.history_["loss"], weighted.history_["loss"], rtol=1e-5
+    )
+    assert not np.allclose(balanced.history_["loss"], plain.history_["loss"])
 
 
 @pytest.mark.parametrize(
