@@ -433,6 +433,17 @@ def test_loky_workers(text_embed):
 # -- cache call pattern (a dict-backed fake; the real cache: test_cache.py) -------
 
 
+def test_forward_rows_counts_the_distinct_rows_a_call_embeds(text_preset):
+    """What forward_rows()'s doctest should show: the counter grows by the rows
+    really embedded (duplicates once, padding rows never), and never decreases."""
+    embed = KerasEmbeddingTransformer(text_preset, batch_size=4).fit(None)
+    before = hybridml.forward_rows()
+    embed.transform(["a good movie", "so boring", "a good movie"])
+    assert hybridml.forward_rows() - before == 2  # a batch of 4 may be padded
+    embed.transform(["so boring"] * 5)  # no cache: embedded again, once
+    assert hybridml.forward_rows() - before == 3
+
+
 def test_cache_gets_misses_and_puts_every_finished_batch(text_preset, forward_rows):
     cache = FakeCache()
     embed = KerasEmbeddingTransformer(text_preset, cache=cache, batch_size=2)
