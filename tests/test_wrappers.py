@@ -30,7 +30,7 @@ from sklearn.ensemble import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
     StratifiedKFold,
@@ -805,33 +805,66 @@ def test_estimator_types_and_stratified_cv():
 
 
 def test_classifier_meta_estimators():
-    clf = KerasClassifier(mlp, **FAST)
+    clf = KerasClassifier(mlp, random_state=0, **FAST)
     voting = VotingClassifier(
         [("keras", clf), ("logreg", LogisticRegression())], voting="soft"
-    )
-    assert voting.fit(X, Y_BIN).predict_proba(X).shape == (40, 2)
+    ).fit(X, Y_BIN)
+    members = [e.predict_proba(X) for e in voting.estimators_]
+    np.testing.assert_allclose(voting.predict_proba(X), np.mean(members, axis=0))
     stack = StackingClassifier([("keras", clf)], LogisticRegression(), cv=2)
-    assert stack.fit(X, Y_MULTI).predict(X).shape == (40,)
+    stack.fit(X, Y_MULTI)  # the final head reads the Keras model's probabilities
+    np.testing.assert_allclose(
+        stack.transform(X), stack.estimators_[0].predict_proba(X), rtol=1e-6
+    )
     calibrated = CalibratedClassifierCV(clf, cv=2).fit(X, Y_BIN)
+    assert len(calibrated.calibrated_classifiers_) == 2
     np.testing.assert_allclose(calibrated.predict_proba(X).sum(axis=1), 1.0)
     bagging = BaggingClassifier(clf, n_estimators=2, random_state=0)
-    assert bagging.fit(X, Y_BIN).predict_proba(X).shape == (40, 2)
+    bagging.fit(X, Y_BIN)  # soft vote of the members, each on all 4 columns
+    members = [e.predict_proba(X) for e in bagging.estimators_]
+    np.testing.assert_allclose(
+        bagging.predict_proba(X), np.mean(members, axis=0), rtol=1e-6
+    )
     ovr = OneVsRestClassifier(clf).fit(X, Y_MULTI)
     assert len(ovr.estimators_) == 3
+    positive = np.column_stack([e.predict_proba(X)[:, 1] for e in ovr.estimators_])
+    np.testing.assert_array_equal(ovr.predict(X), ovr.classes_[positive.argmax(axis=1)])
+    # out-of-fold probabilities: each fold's rows from the model fitted on the other
     proba = cross_val_predict(clf, X, Y_MULTI, cv=2, method="predict_proba")
-    assert proba.shape == (40, 3)
+    for train, test in StratifiedKFold(2).split(X, Y_MULTI):
+        fold = clone(clf).fit(X[train], Y_MULTI[train])
+        np.testing.assert_allclose(
+            proba[test], fold.predict_proba(X[test]), rtol=1e-5, atol=1e-6
+        )
     auc = cross_val_score(clf, X, Y_BIN, cv=2, scoring="roc_auc", error_score="raise")
-    assert auc.shape == (2,) and np.isfinite(auc).all()  # a failed fold raises
+    by_hand = [
+        roc_auc_score(
+            Y_BIN[test],
+            clone(clf).fit(X[train], Y_BIN[train]).predict_proba(X[test])[:, 1],
+        )
+        for train, test in StratifiedKFold(2).split(X, Y_BIN)
+    ]
+    np.testing.assert_allclose(auc, by_hand, rtol=1e-6)
 
 
 def test_regressor_meta_estimators():
-    reg = KerasRegressor(regression_model, **FAST)
+    reg = KerasRegressor(regression_model, random_state=0, **FAST)
     stack = StackingRegressor([("keras", reg)], LinearRegression(), cv=2)
-    assert stack.fit(X, Y_REG).predict(X).shape == (40,)
+    stack.fit(X, Y_REG)  # the final head reads the Keras model's predictions
+    np.testing.assert_allclose(
+        stack.transform(X)[:, 0], stack.estimators_[0].predict(X), rtol=1e-6
+    )
     target = TransformedTargetRegressor(reg, func=np.log1p, inverse_func=np.expm1)
-    assert target.fit(X, np.abs(Y_REG)).predict(X).shape == (40,)
+    target.fit(X, np.abs(Y_REG))  # the model learns log1p(y); predict maps back
+    direct = clone(reg).fit(X, np.log1p(np.abs(Y_REG)))
+    np.testing.assert_allclose(
+        target.predict(X), np.expm1(direct.predict(X)), rtol=1e-5, atol=1e-6
+    )
     pipe = make_pipeline(StandardScaler(), reg).fit(X, Y_REG)
-    assert pipe.predict(X).shape == (40,)
+    scaled = clone(reg).fit(StandardScaler().fit_transform(X), Y_REG)
+    np.testing.assert_allclose(
+        pipe.predict(X), scaled.predict(StandardScaler().fit_transform(X)), rtol=1e-5
+    )
 
 
 # -- bad input fails early with sklearn-standard messages ------------------------------
