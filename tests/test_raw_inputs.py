@@ -197,6 +197,12 @@ def test_finetune_regressor_on_text(text_preset):
     reg = make_finetune_regressor(str(text_preset), sequence_length=16, **FAST)
     pred = reg.fit(TEXTS, y).predict(TEXTS)
     assert pred.shape == (len(TEXTS),) and pred.dtype == np.float64
+    # predict is the task's one linear output, unsquashed; score is R^2
+    output = np.asarray(reg.model_.predict(TEXTS, verbose=0))
+    assert output.shape == (len(TEXTS), 1)
+    np.testing.assert_allclose(pred, output[:, 0], rtol=1e-5, atol=1e-6)
+    r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    np.testing.assert_allclose(reg.score(TEXTS, y), r2, rtol=1e-6)
 
 
 # -- images ---------------------------------------------------------------------
