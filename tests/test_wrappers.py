@@ -433,7 +433,11 @@ def test_one_hot_and_multilabel_targets():
     clf = KerasClassifier(**FAST).fit(X, multilabel)
     assert clf.target_type_ == "multilabel-indicator" and clf.n_outputs_ == 3
     proba = clf.predict_proba(X)
-    assert proba.shape == (40, 3) and ((proba >= 0) & (proba <= 1)).all()
+    assert proba.shape == (40, 3)
+    # one independent sigmoid per label: the model's own outputs, not a softmax
+    output = np.asarray(clf.model_.predict(X, verbose=0))
+    np.testing.assert_allclose(proba, output, rtol=1e-5, atol=1e-7)
+    assert clf.model_.layers[-1].activation.__name__ == "sigmoid"
     np.testing.assert_array_equal(clf.predict(X), (proba > 0.5).astype(int))
 
 
