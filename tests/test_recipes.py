@@ -48,6 +48,36 @@ RECIPE_LINES = {
         rf"images, 30 per side at 32px: fine-tuned EfficientNet-Lite0 {ACC}, "
         rf"frozen \+ logistic {ACC}",
     ],
+    "gridsearch_keras_classifier": [
+        rf"keras MLP: best \{{.*\}}, CV roc_auc {ACC}",
+        rf"logistic regression: best \{{'C': .*\}}, CV roc_auc {ACC}",
+        r"keras MLP refit: \d+ of 2 epochs \(early stopping on the validation loss\)",
+    ],
+    "image_embeddings_fashion_mnist": [
+        r"Fashion-MNIST subset: 100 images, 3-fold stratified CV, "
+        r"backbone efficientnet_lite0",
+        rf"efficientnet_lite0 \+ logreg +{ACC} \+- {ACC}",
+        rf"raw pixels \+ rf +{ACC} \+- {ACC}",
+        r"embeddings \+ heads took \d+ s; each image was embedded once "
+        r"\(cache: 100 misses, \d+ hits\)",
+    ],
+    "stacking_text_tabular": [
+        r"Rotten Tomatoes: 200 snippets, 3-fold stratified CV, all_minilm_l6_v2_en",
+        rf"  hybrid stack +accuracy {ACC} \+/- {ACC}",
+        r"\d+ s; 200 texts embedded for 200 distinct snippets "
+        r"\(cache: \d+ hits, 200 misses\)",
+    ],
+    "text_baseline": [
+        r"classification of 'label': 200 rows, 3-fold stratified CV grouped by "
+        r"'movie', accuracy \(higher is better\), mean \+/- std over folds",
+        r" +\d  chance +prior +.*",
+        rf"best: .* \({ACC} accuracy\); report in text-baseline-report/",
+    ],
+    "text_embedding_svc": [
+        r"\d+ train / \d+ test reviews \(grouped by film\)",
+        rf"  minilm\+svc +accuracy {ACC}",
+        rf"  tfidf\+linearsvc +accuracy {ACC}",
+    ],
 }
 
 
