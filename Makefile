@@ -47,9 +47,10 @@ lint: $(VENV)/.dev
 # (embedding, fine-tuning, wrappers, cache). `make test-all` runs everything on
 # all three (about three times as long).
 BACKEND_TESTS := tests/test_embedding.py tests/test_embedding_golden.py \
-  tests/test_trust_embed.py tests/test_backbones.py tests/test_wrappers.py \
+  tests/test_inputs.py tests/test_backbones.py tests/test_wrappers.py \
   tests/test_common_wrappers.py tests/test_raw_inputs.py tests/test_contrastive.py \
-  tests/test_cache_compute.py tests/test_package.py tests/test_precision.py
+  tests/test_cache.py tests/test_package.py tests/test_precision.py \
+  tests/test_fingerprint.py
 
 # pytest-xdist: JOBS worker processes (2 by default, the CI machine's cores).
 # Much of a test's time is single-threaded tracing and compiling, so two

@@ -26,27 +26,40 @@ def embed(keys: list[str]) -> np.ndarray:
     return np.stack([vector_of(k) for k in keys]) if keys else np.empty((0, DIM))
 
 
-def _wait_until(start_at: float) -> None:
-    """Start every worker at the same moment, so that they really overlap."""
-    time.sleep(max(0.0, start_at - time.time()))
+def _start_together(barrier) -> float:
+    """Wait until every worker is ready (``barrier``: a Manager's Barrier), so
+    that they really overlap; return the moment this one started."""
+    barrier.wait(60)  # however slow the spawn
+    return time.time()
 
 
-def write_plain(path: str, keys: list[str], batch: int, start_at: float) -> None:
-    """Write ``keys`` in batches with no lock: duplicates race, nothing breaks."""
+def write_plain(path: str, keys: list[str], batch: int, barrier) -> tuple:
+    """Write ``keys`` in batches with no lock: duplicates race, nothing breaks.
+
+    Returns (start, end) of the writing, for the test to check the overlap.
+    """
     cache = EmbeddingCache(path)
-    _wait_until(start_at)
+    len(cache)  # opened before the common start
+    begin = _start_together(barrier)
     for start in range(0, len(keys), batch):
         chunk = keys[start : start + batch]
         cache.get_many("ns", chunk)
-        time.sleep(0.002)
+        time.sleep(0.005)
         cache.put_many("ns", chunk, embed(chunk))
+    end = time.time()
     cache.close()
+    return begin, end
 
 
-def embed_once(path, keys: list[str], batch: int, start_at: float = 0.0) -> int:
-    """``get_or_compute`` with a slow fake model; return how many rows it embedded."""
+def embed_once(path, keys: list[str], batch: int, barrier=None):
+    """``get_or_compute`` with a slow fake model; return how many rows it embedded.
+
+    With a ``barrier``, start with the other workers and return
+    (rows embedded, start, end).
+    """
     cache = EmbeddingCache.coerce(path)
-    _wait_until(start_at)
+    len(cache)  # opened before the common start
+    begin = _start_together(barrier) if barrier is not None else time.time()
     embedded = []
 
     def compute(missing):
@@ -57,19 +70,22 @@ def embed_once(path, keys: list[str], batch: int, start_at: float = 0.0) -> int:
             yield chunk, embed(chunk)
 
     found = cache.get_or_compute("ns", keys, compute, dim=DIM)
+    end = time.time()
     assert sorted(found) == sorted(set(keys))
     for key in keys:
         np.testing.assert_array_equal(found[key], vector_of(key))
     assert len(embedded) == len(set(embedded)) == cache.misses, (embedded, cache.misses)
     cache.close()
-    return len(embedded)
+    if barrier is None:
+        return len(embedded)
+    return len(embedded), begin, end
 
 
 def embed_timed(path: str, keys: list[str], delay: float, barrier) -> list:
     """``get_or_compute`` one key per batch; return each batch's (start, end)."""
     cache = EmbeddingCache(path)
     len(cache)  # opened before the common start
-    barrier.wait(60)  # start together, however slow the spawn
+    _start_together(barrier)
     spans = []
 
     def compute(missing):

@@ -14,7 +14,7 @@ import pytest
 from _baseline_data import image_frame, text_frame
 from PIL import Image
 
-from hybridml import run_baseline
+from hybridml import KerasEmbeddingTransformer, run_baseline
 from hybridml.baseline import embed_frame, format_leaderboard, write_report
 from hybridml.datasets import load_wine
 
@@ -242,6 +242,14 @@ def test_embed_frame_keeps_columns_and_names_vectors(text_preset):
     out = embed_frame(df, text="review", backbone=str(text_preset), keep=["label"])
     assert list(out.columns) == ["label"] + [f"review_emb{j}" for j in range(8)]
     assert out.dtypes.iloc[1] == np.float32 and len(out) == 6
+    # row by row, the transformer's own vectors of the column
+    expected = KerasEmbeddingTransformer(str(text_preset)).fit_transform(df["review"])
+    np.testing.assert_allclose(out.iloc[:, 1:].to_numpy(), expected, atol=1e-5)
+    assert out["label"].tolist() == df["label"].tolist()
+    shuffled = df.iloc[::-1].reset_index(drop=True)  # order follows the rows
+    again = embed_frame(shuffled, text="review", backbone=str(text_preset))
+    columns = [f"review_emb{j}" for j in range(8)]
+    np.testing.assert_allclose(again[columns].to_numpy(), expected[::-1], atol=1e-5)
 
 
 # -- errors: each says what, what was expected and how to fix ------------------

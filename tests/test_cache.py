@@ -242,10 +242,12 @@ def test_concurrent_writers_leave_the_cache_consistent_and_complete(tmp_path):
     path = str(tmp_path / "shared.sqlite")
     ranges = [_keys(150, start) for start in (0, 50, 100, 25)]  # overlapping
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        start_at = time.time() + 2.0
-        args = [(path, keys, 7, start_at) for keys in ranges]
-        pool.starmap(workers.write_plain, args)
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        barrier = manager.Barrier(4)
+        args = [(path, keys, 7, barrier) for keys in ranges]
+        spans = pool.starmap(workers.write_plain, args)
+    begins, ends = zip(*spans, strict=True)
+    assert max(begins) < min(ends), spans  # all four were writing at once
     union = sorted({k for keys in ranges for k in keys}, key=int)
     cache = EmbeddingCache(path)
     found = cache.get_many("ns", union)
@@ -261,10 +263,12 @@ def test_get_or_compute_makes_concurrent_processes_embed_each_row_once(tmp_path)
     path = str(tmp_path / "shared.sqlite")
     ranges = [_keys(60, start) for start in (0, 20, 40, 10)]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        start_at = time.time() + 2.0
-        args = [(path, keys, 10, start_at) for keys in ranges]
-        embedded = pool.starmap(workers.embed_once, args)
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        barrier = manager.Barrier(4)
+        args = [(path, keys, 10, barrier) for keys in ranges]
+        runs = pool.starmap(workers.embed_once, args)
+    embedded, begins, ends = zip(*runs, strict=True)
+    assert max(begins) < min(ends), runs  # all four were computing at once
     distinct = len({k for keys in ranges for k in keys})
     cache = EmbeddingCache(path)
     assert sum(embedded) == distinct == len(cache) == cache.stats()["written"]
@@ -524,11 +528,11 @@ def test_the_cache_writes_no_sidecar_file_of_its_own(tmp_path):
 
 
 def test_transform_refuses_cached_vectors_of_another_length(tmp_path):
+    import keras
     from sklearn.base import clone as sk_clone
 
     from hybridml import KerasEmbeddingTransformer
 
-    keras = pytest.importorskip("keras")
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(4)(inputs))
     X = np.arange(6, dtype="float32").reshape(2, 3)

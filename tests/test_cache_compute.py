@@ -71,11 +71,13 @@ def test_processes_with_the_same_rows_embed_each_row_once(tmp_path):
     path = str(tmp_path / "shared.sqlite")
     ranges = [_keys(40), _keys(40), _keys(40, 20), _keys(40, 10)]
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(4) as pool:
-        start_at = time.time() + 2.0
-        embedded = pool.starmap(
-            workers.embed_once, [(path, keys, 5, start_at) for keys in ranges]
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        barrier = manager.Barrier(4)
+        runs = pool.starmap(
+            workers.embed_once, [(path, keys, 5, barrier) for keys in ranges]
         )
+    embedded, begins, ends = zip(*runs, strict=True)
+    assert max(begins) < min(ends), runs  # all four were computing at once
     distinct = len({k for keys in ranges for k in keys})
     cache = EmbeddingCache(path)
     assert sum(embedded) == distinct == len(cache) == cache.stats()["written"]

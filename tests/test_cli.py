@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from _baseline_data import image_frame, text_frame
@@ -102,6 +103,16 @@ def test_embed_writes_parquet_and_removes_its_cache(text_csv, text_preset, tmp_p
     ]
     assert len(frame) == 24
     assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.parquet", "reviews.csv"]
+    # row by row, the transformer's own vectors of the column, in the file's order
+    source = pd.read_csv(text_csv)
+    expected = hybridml.KerasEmbeddingTransformer(str(text_preset)).fit_transform(
+        source["review"]
+    )
+    vectors = frame[[f"review_emb{j}" for j in range(8)]].to_numpy()
+    np.testing.assert_allclose(vectors, expected, atol=1e-5)
+    pd.testing.assert_frame_equal(
+        frame[["label", "stars", "genre"]], source[["label", "stars", "genre"]]
+    )
 
 
 def test_embed_resumes_after_an_interruption(

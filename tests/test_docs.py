@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
+import contextlib
 import inspect
+import io
 import re
 from pathlib import Path
 
@@ -63,14 +66,66 @@ def _readme_python_blocks() -> list[str]:
     return re.findall(r"```python\n(.*?)```", text, re.S)
 
 
+def _stats_of_one_embedding_each(out: str) -> None:
+    stats = ast.literal_eval(out.strip())
+    # 50 snippets, each embedded and written once; the stack: all cache hits
+    assert stats["rows"] == stats["written"] == stats["misses"] == 50, stats
+    assert stats["hits"] > 0 and stats["evicted"] == 0
+
+
+def _grid_search_answer(out: str) -> None:
+    params, shape = out.strip().rsplit("} ", 1)
+    assert set(ast.literal_eval(params + "}")) == {
+        "kerasclassifier__model__hidden",
+        "kerasclassifier__optimizer__learning_rate",
+    }
+    assert shape == "(3, 2)"  # three rows, two classes
+
+
+def _accuracy_on_40_rows(out: str) -> None:
+    score = float(out.strip())
+    assert 0 <= score <= 1 and abs(score * 40 - round(score * 40)) < 1e-9
+
+
+# What each README block prints, found by a line of its code: the values that do
+# not depend on the machine (the rest is checked for its form).
+README_OUTPUT = {
+    'print(model.predict(["what a wonderful film", "boring and slow"]))': "[1 0]\n",
+    "print(Z.shape, embed.pooling_, embed.normalize_, embed.sequence_length_)": (
+        "(3, 384) mean True 256\n"
+    ),
+    "print(cache.stats())": _stats_of_one_embedding_each,
+    "print(search.best_params_, search.predict_proba(X[200:203]).shape)": (
+        _grid_search_answer
+    ),
+    "print(setfit.score(texts[1000:1040], labels[1000:1040]))": _accuracy_on_40_rows,
+    "print(Z.compute().shape)  # (100, 384)": "(100, 384)\n",
+}
+
+
+def test_every_readme_output_check_finds_its_block():
+    blocks = _readme_python_blocks()
+    for line in README_OUTPUT:
+        assert sum(line in code for code in blocks) == 1, line
+
+
 @pytest.mark.parametrize("index", range(len(_readme_python_blocks())))
 def test_readme_python_examples_run(index, tmp_path, monkeypatch):
-    """Every ```python block in README runs (blocks marked `# no-test` excepted)."""
+    """Every ```python block in README runs (blocks marked `# no-test` excepted)
+    and prints what README_OUTPUT says it prints."""
     code = _readme_python_blocks()[index]
     if "# no-test" in code:
         pytest.skip("README block marked # no-test (needs a network or a GPU)")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, f"README.md[python block {index}]", "exec"), {})
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, f"README.md[python block {index}]", "exec"), {})
+    for line, expected in README_OUTPUT.items():
+        if line in code:
+            if callable(expected):
+                expected(printed.getvalue())
+            else:
+                assert printed.getvalue() == expected
 
 
 def test_changelog_has_an_unreleased_section():

@@ -258,6 +258,24 @@ def test_pooling_and_normalize_options(text_preset, text_embed):
                                atol=1e-6)  # fmt: skip
 
 
+def test_max_and_last_pooling_match_numpy_on_the_sequence_output(text_preset):
+    """max: the largest value of each dimension over the row's real tokens;
+    last: the row's last real token (right padding). Padding never counts."""
+    keras = quiet_import("keras")
+    embedder = get_embedder(text_preset)
+    batch = embedder.text_batch(embedder.tokenize(TEXTS, 32))
+    mask = batch["padding_mask"].astype(bool)
+    assert len(set(mask.sum(axis=1))) > 2  # rows of several lengths: padding
+    seq = keras.ops.convert_to_numpy(embedder.model(batch)["sequence_output"])
+    expected_max = np.stack([seq[i][mask[i]].max(axis=0) for i in range(len(TEXTS))])
+    expected_last = np.stack([seq[i, mask[i].sum() - 1] for i in range(len(TEXTS))])
+    for pooling, expected in (("max", expected_max), ("last", expected_last)):
+        Z = KerasEmbeddingTransformer(text_preset, pooling=pooling, normalize=False)
+        np.testing.assert_allclose(
+            Z.fit(None).transform(TEXTS), expected, atol=1e-5, err_msg=pooling
+        )
+
+
 def test_sequence_length_truncates(text_preset):
     short = KerasEmbeddingTransformer(text_preset, sequence_length=4).fit(None)
     # [CLS] the cat [SEP]: everything after "the cat" is cut
@@ -413,6 +431,17 @@ def test_loky_workers(text_embed):
 
 
 # -- cache call pattern (a dict-backed fake; the real cache: test_cache.py) -------
+
+
+def test_forward_rows_counts_the_distinct_rows_a_call_embeds(text_preset):
+    """What forward_rows()'s doctest should show: the counter grows by the rows
+    really embedded (duplicates once, padding rows never), and never decreases."""
+    embed = KerasEmbeddingTransformer(text_preset, batch_size=4).fit(None)
+    before = hybridml.forward_rows()
+    embed.transform(["a good movie", "so boring", "a good movie"])
+    assert hybridml.forward_rows() - before == 2  # a batch of 4 may be padded
+    embed.transform(["so boring"] * 5)  # no cache: embedded again, once
+    assert hybridml.forward_rows() - before == 3
 
 
 def test_cache_gets_misses_and_puts_every_finished_batch(text_preset, forward_rows):
@@ -627,7 +656,7 @@ def _expected_failures(estimator):
             "date_saved, to the second), so any fit longer than a second changes "
             "the hash; config and weights do not change (see "
             "test_fit_does_not_change_a_model_parameter; a Task's preprocessor: "
-            "test_trust_embed.py::test_a_task_passed_as_backbone_is_not_mutated)"
+            "test_inputs.py::test_a_task_passed_as_backbone_is_not_mutated)"
         )
     }
 

@@ -63,7 +63,8 @@ def test_raw_strings_fit_and_give_real_probabilities(text_clf):
 
 
 def test_series_and_one_column_frame_are_text(text_clf):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     expected = text_clf.predict_proba(TEXTS[:3])
     series = pd.Series(TEXTS[:3])
     np.testing.assert_allclose(text_clf.predict_proba(series), expected, atol=1e-6)
@@ -253,6 +254,12 @@ def test_finetune_regressor_on_text(text_preset):
     reg = make_finetune_regressor(str(text_preset), sequence_length=16, **FAST)
     pred = reg.fit(TEXTS, y).predict(TEXTS)
     assert pred.shape == (len(TEXTS),) and pred.dtype == np.float64
+    # predict is the task's one linear output, unsquashed; score is R^2
+    output = np.asarray(reg.model_.predict(TEXTS, verbose=0))
+    assert output.shape == (len(TEXTS), 1)
+    np.testing.assert_allclose(pred, output[:, 0], rtol=1e-5, atol=1e-6)
+    r2 = 1 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+    np.testing.assert_allclose(reg.score(TEXTS, y), r2, rtol=1e-6)
 
 
 # -- images ---------------------------------------------------------------------

@@ -80,16 +80,21 @@ def test_round_trip_gives_the_same_predictions(text_session, saved):
 
 
 def test_refit_uses_all_rows_and_the_row_of_the_rank(text_session):
-    board = text_session.board
+    from sklearn.base import clone
+
+    board, X, y = text_session.board, text_session.X, text_session.plan.y
+    first8 = X.iloc[:8] if hasattr(X, "iloc") else X[:8]
     for rank in board.loc[board["kind"] != "chance", "rank"]:
         model = finalize(text_session, int(rank))
         assert model.row["features"] == board["features"].iloc[rank - 1]
-        # refitted on every row of the leaderboard, not on one fold
-        assert (
-            model.pipeline.named_steps["features"].n_features_in_
-            == (text_session.X.shape[1])
-        )
-        assert model.pipeline.named_steps["head"].n_features_in_ > 0
+        # refitted on every row of the leaderboard, not on one fold: the same
+        # pipeline fitted on all of session.X answers exactly as the refit does,
+        # and one fitted on two thirds of the rows (a fold) does not
+        proba = model.pipeline.predict_proba(X)
+        direct = clone(model.pipeline).fit(X, y)
+        np.testing.assert_allclose(proba, direct.predict_proba(X), atol=1e-6)
+        fold = clone(model.pipeline).fit(first8, y[:8])
+        assert not np.allclose(proba, fold.predict_proba(X), atol=1e-6)
 
 
 def test_manifest_records_versions_columns_and_row(saved):

@@ -76,11 +76,20 @@ def test_a_partial_batch_pads_rows_to_a_compiled_shape():
 
 
 def test_the_plan_depends_on_the_lengths_only():
+    """Through their rounding: lengths that round alike give the same plan, and
+    each batch is as long as its longest row, rounded (no shape is known yet)."""
     lengths = sorted(np.random.default_rng(1).integers(3, 300, 500), reverse=True)
-    runs = [
-        shapes(
-            plan_batches(lengths, 32, round8, set(), compile_tokens=6000, graph=True)
-        )
-        for _ in range(2)
+    alike = [max(round8(n) - 7, 3) for n in lengths]  # other lengths, same rounding
+    assert alike != lengths and [round8(n) for n in alike] == [
+        round8(n) for n in lengths
     ]
-    assert runs[0] == runs[1]
+
+    def plan(rows):
+        batches = plan_batches(rows, 32, round8, set(), compile_tokens=6000, graph=True)
+        return [(b.start, b.stop, b.rows, b.length, b.compiled) for b in batches]
+
+    assert plan(alike) == plan(lengths)
+    for start, stop, _, length, _ in plan(lengths):
+        assert length == round8(max(lengths[start:stop]))
+    shorter = [max(n - 100, 3) for n in lengths]
+    assert plan(shorter) != plan(lengths)  # the comparison can fail

@@ -30,7 +30,7 @@ from sklearn.ensemble import (
 )
 from sklearn.exceptions import NotFittedError
 from sklearn.linear_model import LinearRegression, LogisticRegression
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 from sklearn.model_selection import (
     GridSearchCV,
     StratifiedKFold,
@@ -54,8 +54,7 @@ BACKEND = keras.backend.backend()
 EAGER = True
 FAST = dict(epochs=1, run_eagerly=EAGER)
 
-rng = np.random.RandomState(0)
-X = rng.normal(size=(40, 4)).astype("float32")
+X = np.random.RandomState(0).normal(size=(40, 4)).astype("float32")
 Y_BIN = np.where(X[:, 0] > 0, "yes", "no")
 Y_MULTI = np.array(["a", "b", "c"])[np.digitize(X[:, 0], [-0.4, 0.4])]
 Y_REG = X @ np.array([1.0, -1.0, 0.5, 0.0])
@@ -422,6 +421,7 @@ def test_logits_become_probabilities():
 
 
 def test_one_hot_and_multilabel_targets():
+    rng = np.random.RandomState(1)
     onehot = np.eye(3, dtype=int)[rng.randint(0, 3, 40)]
     clf = KerasClassifier(**FAST).fit(X, onehot)
     assert clf.target_type_ == "multiclass-onehot"
@@ -433,7 +433,11 @@ def test_one_hot_and_multilabel_targets():
     clf = KerasClassifier(**FAST).fit(X, multilabel)
     assert clf.target_type_ == "multilabel-indicator" and clf.n_outputs_ == 3
     proba = clf.predict_proba(X)
-    assert proba.shape == (40, 3) and ((proba >= 0) & (proba <= 1)).all()
+    assert proba.shape == (40, 3)
+    # one independent sigmoid per label: the model's own outputs, not a softmax
+    output = np.asarray(clf.model_.predict(X, verbose=0))
+    np.testing.assert_allclose(proba, output, rtol=1e-5, atol=1e-7)
+    assert clf.model_.layers[-1].activation.__name__ == "sigmoid"
     np.testing.assert_array_equal(clf.predict(X), (proba > 0.5).astype(int))
 
 
@@ -556,8 +560,25 @@ def test_class_and_sample_weights_combine_without_mutation():
         run_eagerly=EAGER,
     ).fit(X, Y_BIN, sample_weight=np.ones(40))
     assert (clf.predict(X) == "no").mean() > 0.9
-    balanced = KerasClassifier(mlp, class_weight="balanced", **FAST)
-    assert balanced.fit(X, Y_BIN).history_["loss"][0] > 0
+
+
+def test_balanced_class_weight_is_n_samples_over_n_classes_times_count():
+    y = np.where(X[:, 0] > 0.6, "yes", "no")  # 15 yes, 25 no
+    classes, counts = np.unique(y, return_counts=True)
+    assert counts.tolist() == [25, 15]
+    per_class = dict(zip(classes, len(y) / (len(classes) * counts), strict=True))
+    explicit = np.array([per_class[label] for label in y])
+    seeded = dict(FAST, random_state=0)
+    balanced = KerasClassifier(mlp, class_weight="balanced", **seeded).fit(X, y)
+    weighted = KerasClassifier(mlp, **seeded).fit(X, y, sample_weight=explicit)
+    plain = KerasClassifier(mlp, **seeded).fit(X, y)
+    np.testing.assert_allclose(
+        balanced.predict_proba(X), weighted.predict_proba(X), rtol=1e-5, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        balanced.history_["loss"], weighted.history_["loss"], rtol=1e-5
+    )
+    assert not np.allclose(balanced.history_["loss"], plain.history_["loss"])
 
 
 @pytest.mark.parametrize(
@@ -762,11 +783,15 @@ def test_model_instance_survives_clone_and_pickle():
 
 
 def test_parallel_cross_validation_in_loky_workers():
-    clf = KerasClassifier(model__hidden_layer_sizes=(4,), **FAST)
+    clf = KerasClassifier(model__hidden_layer_sizes=(4,), random_state=0, **FAST)
     result = cross_validate(clf, X, Y_BIN, cv=2, n_jobs=2, return_estimator=True)
-    assert np.isfinite(result["test_score"]).all()
-    for fitted in result["estimator"]:
-        assert fitted.predict_proba(X).shape == (40, 2)
+    alone = cross_validate(clf, X, Y_BIN, cv=2, n_jobs=1, return_estimator=True)
+    # the workers fit and score exactly what one process does
+    np.testing.assert_allclose(result["test_score"], alone["test_score"])
+    for fitted, same in zip(result["estimator"], alone["estimator"], strict=True):
+        np.testing.assert_allclose(
+            fitted.predict_proba(X), same.predict_proba(X), rtol=1e-5, atol=1e-6
+        )
 
 
 # -- scikit-learn typing: meta-estimators that check is_classifier / tags --------------
@@ -784,33 +809,66 @@ def test_estimator_types_and_stratified_cv():
 
 
 def test_classifier_meta_estimators():
-    clf = KerasClassifier(mlp, **FAST)
+    clf = KerasClassifier(mlp, random_state=0, **FAST)
     voting = VotingClassifier(
         [("keras", clf), ("logreg", LogisticRegression())], voting="soft"
-    )
-    assert voting.fit(X, Y_BIN).predict_proba(X).shape == (40, 2)
+    ).fit(X, Y_BIN)
+    members = [e.predict_proba(X) for e in voting.estimators_]
+    np.testing.assert_allclose(voting.predict_proba(X), np.mean(members, axis=0))
     stack = StackingClassifier([("keras", clf)], LogisticRegression(), cv=2)
-    assert stack.fit(X, Y_MULTI).predict(X).shape == (40,)
+    stack.fit(X, Y_MULTI)  # the final head reads the Keras model's probabilities
+    np.testing.assert_allclose(
+        stack.transform(X), stack.estimators_[0].predict_proba(X), rtol=1e-6
+    )
     calibrated = CalibratedClassifierCV(clf, cv=2).fit(X, Y_BIN)
+    assert len(calibrated.calibrated_classifiers_) == 2
     np.testing.assert_allclose(calibrated.predict_proba(X).sum(axis=1), 1.0)
     bagging = BaggingClassifier(clf, n_estimators=2, random_state=0)
-    assert bagging.fit(X, Y_BIN).predict_proba(X).shape == (40, 2)
+    bagging.fit(X, Y_BIN)  # soft vote of the members, each on all 4 columns
+    members = [e.predict_proba(X) for e in bagging.estimators_]
+    np.testing.assert_allclose(
+        bagging.predict_proba(X), np.mean(members, axis=0), rtol=1e-6
+    )
     ovr = OneVsRestClassifier(clf).fit(X, Y_MULTI)
     assert len(ovr.estimators_) == 3
+    positive = np.column_stack([e.predict_proba(X)[:, 1] for e in ovr.estimators_])
+    np.testing.assert_array_equal(ovr.predict(X), ovr.classes_[positive.argmax(axis=1)])
+    # out-of-fold probabilities: each fold's rows from the model fitted on the other
     proba = cross_val_predict(clf, X, Y_MULTI, cv=2, method="predict_proba")
-    assert proba.shape == (40, 3)
+    for train, test in StratifiedKFold(2).split(X, Y_MULTI):
+        fold = clone(clf).fit(X[train], Y_MULTI[train])
+        np.testing.assert_allclose(
+            proba[test], fold.predict_proba(X[test]), rtol=1e-5, atol=1e-6
+        )
     auc = cross_val_score(clf, X, Y_BIN, cv=2, scoring="roc_auc", error_score="raise")
-    assert auc.shape == (2,) and np.isfinite(auc).all()  # a failed fold raises
+    by_hand = [
+        roc_auc_score(
+            Y_BIN[test],
+            clone(clf).fit(X[train], Y_BIN[train]).predict_proba(X[test])[:, 1],
+        )
+        for train, test in StratifiedKFold(2).split(X, Y_BIN)
+    ]
+    np.testing.assert_allclose(auc, by_hand, rtol=1e-6)
 
 
 def test_regressor_meta_estimators():
-    reg = KerasRegressor(regression_model, **FAST)
+    reg = KerasRegressor(regression_model, random_state=0, **FAST)
     stack = StackingRegressor([("keras", reg)], LinearRegression(), cv=2)
-    assert stack.fit(X, Y_REG).predict(X).shape == (40,)
+    stack.fit(X, Y_REG)  # the final head reads the Keras model's predictions
+    np.testing.assert_allclose(
+        stack.transform(X)[:, 0], stack.estimators_[0].predict(X), rtol=1e-6
+    )
     target = TransformedTargetRegressor(reg, func=np.log1p, inverse_func=np.expm1)
-    assert target.fit(X, np.abs(Y_REG)).predict(X).shape == (40,)
+    target.fit(X, np.abs(Y_REG))  # the model learns log1p(y); predict maps back
+    direct = clone(reg).fit(X, np.log1p(np.abs(Y_REG)))
+    np.testing.assert_allclose(
+        target.predict(X), np.expm1(direct.predict(X)), rtol=1e-5, atol=1e-6
+    )
     pipe = make_pipeline(StandardScaler(), reg).fit(X, Y_REG)
-    assert pipe.predict(X).shape == (40,)
+    scaled = clone(reg).fit(StandardScaler().fit_transform(X), Y_REG)
+    np.testing.assert_allclose(
+        pipe.predict(X), scaled.predict(StandardScaler().fit_transform(X)), rtol=1e-5
+    )
 
 
 # -- bad input fails early with sklearn-standard messages ------------------------------
@@ -926,7 +984,7 @@ def test_pretrained_backbone_frozen_then_fine_tuned(cnn_preset):
         outputs = keras.layers.Dense(meta["n_classes_"], activation="softmax")(features)
         return keras.Model(inputs, outputs)
 
-    images = rng.uniform(size=(8, 32, 32, 3)).astype("float32")
+    images = np.random.RandomState(2).uniform(size=(8, 32, 32, 3)).astype("float32")
     labels = np.array(["cat", "dog"] * 4)
     pretrained = weights_of(keras_hub.models.Backbone.from_preset(str(cnn_preset)))
 

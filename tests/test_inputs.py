@@ -1,4 +1,5 @@
-"""Trust in the embedding path: no silent wrong results, clear errors (issue 14)."""
+"""The embedding inputs (embed/inputs.py, _pixels.py): no silent wrong results,
+clear errors (issue 14)."""
 
 from __future__ import annotations
 
