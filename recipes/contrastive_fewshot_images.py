@@ -1,4 +1,5 @@
 """Few-shot image classification: tune EfficientNet-Lite0 on 8 images a class.
+===========================================================================
 
 ``make_pipeline(ContrastiveFineTuner("efficientnet_lite0"), LogisticRegression())``
 tunes a copy of the offline EfficientNet-Lite0 (from the
