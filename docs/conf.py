@@ -57,6 +57,7 @@ nitpicky = False
 autodoc_default_options = {"members": True, "inherited-members": False}
 autodoc_typehints = "none"  # numpydoc's Parameters section carries the types
 autodoc_member_order = "bysource"
+python_maximum_signature_line_length = 60  # one parameter a line in long signatures
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_xref_param_type = False
@@ -108,11 +109,14 @@ sphinx_gallery_conf = {
 # --- HTML --------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"hybridml {release}"
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["hybridml.css"]
+# Wide pages: side-by-side code, the benchmarks' tables (no left navigation).
+html_sidebars = {"guide/coming_from": [], "benchmarks/index": [], "index": []}
 html_theme_options = {
     "navbar_end": ["navbar-icon-links"],
     "show_prev_next": False,
-    "secondary_sidebar_items": ["page-toc"],
+    "secondary_sidebar_items": {"**": ["page-toc"], "guide/coming_from": []},
     "footer_start": ["copyright"],
     "footer_end": [],
 }
