@@ -458,7 +458,7 @@ def test_a_cache_folder_keeps_embeddings_across_runs(text_preset, tmp_path):
               stack=0, backbones=[str(text_preset)],
               cache=tmp_path / "cache")  # fmt: skip
     first = run_baseline(df, **kw)
-    cache = EmbeddingCache.coerce(tmp_path / "cache" / "embeddings.sqlite")
+    cache = EmbeddingCache.coerce(tmp_path / "cache")  # one rule: cache=DIR
     assert cache.stats()["written"] == df["review"].nunique()
     hits = cache.hits
     second = run_baseline(df, **kw)

@@ -49,6 +49,7 @@ PUBLIC_API = [
     "make_multimodal_transformer",
     "quiet",
     "run_baseline",
+    "save_model",
 ]
 
 

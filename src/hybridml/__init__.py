@@ -28,6 +28,7 @@ _LAZY = {
     "make_finetune_classifier": "finetune_models",
     "make_finetune_regressor": "finetune_models",
     "load_model": "baseline.saved",
+    "save_model": "baseline.saved",
 }
 
 __all__ = [*sorted(_LAZY), "__version__"]
@@ -36,7 +37,7 @@ if TYPE_CHECKING:  # pragma: no cover
     # ruff: noqa: F401
     from ._imports import quiet
     from .baseline.run import run_baseline
-    from .baseline.saved import load_model
+    from .baseline.saved import load_model, save_model
     from .cache.store import EmbeddingCache
     from .compose import (
         make_embedding_pipeline,

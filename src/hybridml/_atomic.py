@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import stat
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 
 @contextlib.contextmanager
@@ -24,6 +26,12 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     On an exception the temporary file is removed and ``target`` is untouched.
     """
     target = Path(target)
+    kind = _special_kind(target)
+    if kind is not None:
+        raise ValueError(
+            f"output: got {str(target)!r}, which is {kind}. Expected a regular "
+            "file or a new name. Choose another name."
+        )
     # the target's extension last, so writers that go by it (savefig) still do
     fd, tmp = tempfile.mkstemp(
         prefix=f".{target.name}.", suffix=f".tmp{target.suffix}", dir=target.parent
@@ -99,21 +107,67 @@ def atomic_folder(
     return folder
 
 
-def check_writable_file(target: str | os.PathLike, what: str) -> Path:
-    """Check that a file can be written at ``target`` (before any long work).
+def check_output_file(
+    target: str | os.PathLike, what: str, inputs: Sequence[Any] = ()
+) -> Path:
+    """Check that ``target`` may be written as a file (before any long work).
 
-    Probes the nearest existing folder with a temporary file that is removed
-    at once; creates nothing and leaves ``target`` untouched. Raises a one-line
-    error naming ``what`` (e.g. ``"--output"``) and the fix.
+    Allowed: a new name, or an existing regular file. Refused with a one-line
+    error naming ``what`` (e.g. ``"--output"``): a folder, a symlink, a FIFO,
+    a device or socket (replacing one would destroy what it points to), a path
+    naming any of ``inputs`` (the user's own data or model), and a folder that
+    cannot be written (probed with a temporary file that is removed at once).
     """
     target = Path(target).expanduser()
-    if target.is_dir():
+    kind = _special_kind(target)
+    if kind is not None:
         raise ValueError(
-            f"{what}: got {str(target)!r}, which is a folder. Expected a file "
-            "name. Add a file name, e.g. out/embeddings.parquet."
+            f"{what}: got {str(target)!r}, which is {kind}. Expected a new file "
+            "name or a regular file to replace. Choose another name (to print "
+            "a table, pass - where the command accepts it)."
         )
+    for item in inputs:
+        if isinstance(item, (str, os.PathLike)) and _same_file(target, Path(item)):
+            raise ValueError(
+                f"{what}: got {str(target)!r}, which is also an input of this "
+                "command. Expected a new file name, so your input is never "
+                "overwritten. Choose another output name."
+            )
     _probe_folder(target.parent, what, target)
     return target
+
+
+def check_writable_file(target: str | os.PathLike, what: str) -> Path:
+    """:func:`check_output_file` with no inputs to protect."""
+    return check_output_file(target, what)
+
+
+def _special_kind(target: Path) -> str | None:
+    """What ``target`` is if it exists and is not a regular file, else None."""
+    try:
+        mode = os.lstat(target).st_mode
+    except OSError:
+        return None
+    for test, kind in (
+        (stat.S_ISLNK, "a symbolic link"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe (FIFO)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return kind
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.expanduser().resolve() or (
+            a.exists() and b.exists() and os.path.samefile(a, b)
+        )
+    except OSError:
+        return False
 
 
 def check_writable_folder(folder: str | os.PathLike, what: str) -> Path:

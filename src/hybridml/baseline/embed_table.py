@@ -19,6 +19,7 @@ import pandas as pd
 from .._defaults import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
 from . import features as _features
 from . import table as _checks
+from .saved import block_key
 
 __all__ = ["embed_frame"]
 
@@ -144,7 +145,7 @@ def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
     from ..embed.backbones import get_embedder
     from ..embed.transformer import KerasEmbeddingTransformer
 
-    store = _cache(cache, EmbeddingCache)
+    store = EmbeddingCache.coerce(cache)
     params = {k: v for k, v in params.items() if v is not None}
     embedder = KerasEmbeddingTransformer(
         spec, cache=store, verbose=int(bool(progress)), **params
@@ -154,15 +155,6 @@ def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
     seconds = time.perf_counter() - t0
     say(f"loaded {_display_name(spec, [])} ({modality}) in {seconds:.1f} s")
     return embedder, modality, seconds
-
-
-def _cache(cache: Any, cls: type) -> Any:
-    if isinstance(cache, (str, os.PathLike)):
-        path = Path(cache).expanduser()
-        if path.is_dir() or not path.suffix:
-            path = path / "embeddings.sqlite"
-        return cls.coerce(path)
-    return cls.coerce(cache)
 
 
 def _columns_for(modality: str, name: str, text: list, image: list) -> list:
@@ -211,19 +203,19 @@ def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list,
             for col in cols
         ]
         block = np.hstack(parts).astype(np.float32)
-        blocks[f"_hml{i}_"] = block
+        blocks[block_key(i)] = block
         seconds = time.perf_counter() - t0
         say(
             f"embedded {len(frame)} rows x {len(cols)} column(s) with {name}: "
             f"{block.shape[1]} dims in {seconds:.1f} s"
         )
         for head in plan.heads:
-            rows.append(("deep", name, head, f"_hml{i}_", seconds))
+            rows.append(("deep", name, head, block_key(i), seconds))
     if plan.image:
         t0 = time.perf_counter()
         feats = [_features.image_features(plan.images[c], c) for c in plan.image]
         seconds = (time.perf_counter() - t0) / 2  # both sets computed together
         for kind in ("pixels", "hog"):
-            blocks[f"_hml{kind}_"] = np.hstack([f[kind] for f in feats])
-            rows.append(("classical", kind, "logreg", f"_hml{kind}_", seconds))
+            blocks[block_key(kind)] = np.hstack([f[kind] for f in feats])
+            rows.append(("classical", kind, "logreg", block_key(kind), seconds))
     return blocks, rows, load_s

@@ -66,7 +66,8 @@ def evaluate_candidates(
     return results
 
 
-def _design_matrix(frame, text, numeric, categorical, blocks) -> pd.DataFrame:
+def design_matrix(frame, text, numeric, categorical, blocks) -> pd.DataFrame:
+    """Text and categorical columns, numbers as float64, then each feature block."""
     pieces = [frame[text + categorical].reset_index(drop=True)]
     if numeric:
         pieces.append(frame[numeric].astype(np.float64).reset_index(drop=True))

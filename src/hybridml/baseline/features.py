@@ -51,22 +51,41 @@ def to_pil(item: object, where: str):
     return pil.fromarray(array)
 
 
-def image_features(items: Sequence[object], where: str) -> dict[str, np.ndarray]:
-    """Raw pixels (32 x 32) and HOG-like features (64 x 64 gray) of each image."""
+GRAY_MODES = ("L", "1", "I", "I;16", "F")
+
+
+def pixel_mode(items: Sequence[object], where: str) -> str:
+    """The raw-pixel mode of a column: ``"L"`` if every image is gray, else RGB.
+
+    Decided once, on the training column, and saved with the model: at predict
+    time every image is converted to that mode on its own, so no row's features
+    depend on the other rows of the call.
+    """
+    images = (to_pil(item, f"{where}, row {i}") for i, item in enumerate(items))
+    return "L" if all(img.mode in GRAY_MODES for img in images) else "RGB"
+
+
+def image_features(
+    items: Sequence[object], where: str, mode: str | None = None
+) -> dict[str, np.ndarray]:
+    """Raw pixels (32 x 32, in ``mode``) and HOG-like features (64 x 64 gray).
+
+    ``mode=None`` decides it from ``items`` (:func:`pixel_mode`): for training.
+    """
     pil = optional_import("PIL.Image")
     images = [to_pil(item, f"{where}, row {i}") for i, item in enumerate(items)]
-    gray = all(img.mode in ("L", "1", "I", "I;16", "F") for img in images)
-    mode = "L" if gray else "RGB"
+    if mode is None:
+        mode = pixel_mode(images, where)
     size = (PIXELS_SIZE, PIXELS_SIZE)
     pixels = np.stack(
         [
-            np.asarray(img.convert(mode).resize(size, pil.BILINEAR), np.float32)
+            np.asarray(_flat(img).convert(mode).resize(size, pil.BILINEAR), np.float32)
             for img in images
         ]
     )
     hog_in = np.stack(
         [
-            np.asarray(img.convert("L").resize((HOG_SIZE,) * 2, pil.BILINEAR))
+            np.asarray(_flat(img).convert("L").resize((HOG_SIZE,) * 2, pil.BILINEAR))
             for img in images
         ]
     ).astype(np.float32)
@@ -74,6 +93,15 @@ def image_features(items: Sequence[object], where: str) -> dict[str, np.ndarray]
         "pixels": pixels.reshape(len(images), -1) / 255.0,
         "hog": hog(hog_in / 255.0),
     }
+
+
+def _flat(img):
+    """A palette image as its colours (never its palette indices)."""
+    if img.mode in ("P", "PA"):
+        return img.convert(
+            "RGBA" if "transparency" in img.info or img.mode == "PA" else "RGB"
+        )
+    return img
 
 
 def hog(images: np.ndarray) -> np.ndarray:

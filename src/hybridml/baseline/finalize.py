@@ -11,12 +11,16 @@ embeddings of the leaderboard are reused.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from sklearn.base import clone
 
 from .._validation import check_int
-from .saved import HybridModel, block_specs
+from .features import pixel_mode
+from .saved import HybridModel, block_key
 
 
 def pick_result(session: Any, rank: Any) -> tuple[dict, dict]:
@@ -58,6 +62,13 @@ def finalize(session: Any, rank: int = 1) -> HybridModel:
         fingerprints), columns, roles, label encoding and leaderboard row.
     """
     row, result = pick_result(session, rank)
+    if row["kind"] in ("tuned", "finetuned"):
+        raise ValueError(
+            f"rank: got {rank}, a {row['kind']} row ({row['features']} + "
+            f"{row['head']}). Expected a frozen-backbone, classical or stack row: "
+            "a model file stores no fine-tuned weights yet. Pick another rank "
+            "with --save RANK."
+        )
     plan = session.plan
     blocks = block_specs(session.embedders, plan)
     pipeline = clone(result["_model"]).fit(session.X, plan.y)
@@ -78,6 +89,7 @@ def finalize(session: Any, rank: int = 1) -> HybridModel:
         roles=roles,
         blocks=blocks,
         row=row,
+        schema=column_schema(plan),
         settings={
             "metric": attrs["metric"],
             "cv": attrs["cv"],
@@ -90,10 +102,77 @@ def finalize(session: Any, rank: int = 1) -> HybridModel:
 
 def _plain(value: Any) -> Any:
     """A JSON-friendly copy of a board cell (NumPy scalars, NaN)."""
-    if hasattr(value, "item") and not isinstance(value, (list, dict, str)):
+    if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value != value:
         return None
     if isinstance(value, list):
         return [_plain(v) for v in value]
     return value
+
+
+def block_specs(embedders: list, plan: Any) -> list[dict]:
+    """Each backbone of a run as parameters + fingerprint (no weights)."""
+    out = []
+    for i, (spec, (embedder, modality, _)) in enumerate(
+        zip(plan.specs, embedders, strict=True)
+    ):
+        if not isinstance(spec, (str, os.PathLike)):
+            raise TypeError(
+                f"backbone: got a {type(spec).__name__} object. Expected a preset "
+                "name or preset folder to save a model that names it. Pass the "
+                "backbone as a preset name or folder (save_to_preset)."
+            )
+        text = os.fspath(spec)
+        if Path(text).expanduser().exists():
+            text = str(Path(text).expanduser().resolve())
+        params = embedder.get_params()
+        params = {k: v for k, v in params.items() if k not in ("cache", "verbose")}
+        params["backbone"] = text
+        if isinstance(params.get("image_size"), tuple):
+            params["image_size"] = list(params["image_size"])
+        cols = list(plan.text if modality == "text" else plan.image)
+        out.append(
+            {
+                "key": block_key(i),
+                "modality": modality,
+                "columns": cols,
+                "params": params,
+                "fingerprint": embedder.fingerprint_,
+            }
+        )
+    return out
+
+
+def value_kind(values: pd.Series) -> str:
+    """What a column holds, as a model file records it: number, bool, string."""
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, str)).all():
+        return "string"
+    return "mixed"
+
+
+def column_schema(plan: Any) -> dict:
+    """Each feature column's role and kind; categories' levels, images' mode."""
+    frame = plan.frame
+    schema: dict[str, dict] = {}
+    for col in plan.text:
+        schema[col] = {"role": "text", "kind": "text"}
+    for col in plan.image:
+        mode = pixel_mode(plan.images[col], col)
+        schema[col] = {"role": "image", "kind": "image", "mode": mode}
+    for col in plan.numeric:
+        schema[col] = {"role": "numeric", "kind": value_kind(frame[col])}
+    for col in plan.categorical:
+        values = frame[col]
+        levels = sorted({_plain(v) for v in values.dropna()}, key=lambda v: str(v))
+        schema[col] = {
+            "role": "categorical",
+            "kind": value_kind(values),
+            "levels": levels,
+        }
+    return schema

@@ -1,13 +1,19 @@
 """Apply a saved model to new rows: the checks, the embedding, the output table.
 
-Every column check runs before any backbone loads; each backbone is then
-loaded from its saved parameters (offline, like the run that saved it) and its
-fingerprint compared with the saved one before a single row is embedded.
+Every column check runs before any backbone loads: presence, text, numbers,
+each categorical column's kind and levels against what training saw, image
+paths (relative ones resolved against the input file's folder, as in
+training). Each backbone is then loaded from its saved parameters, offline
+unless the model was loaded with ``allow_download=True``, and its fingerprint
+compared with the saved one before a single row is embedded. Nothing here
+changes the model: predictions from several threads are safe.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,12 +22,19 @@ from sklearn.compose import ColumnTransformer
 
 from . import features as _features
 from . import table as _checks
-from .evaluate import _design_matrix
+from .evaluate import design_matrix as _matrix
+from .finalize import value_kind
+from .saved import block_key
 
 
-def check_frame(model: Any, data: Any) -> tuple[pd.DataFrame, Any, dict]:
-    """Read ``data`` and check the model's columns; return frame, base, images."""
-    frame, base = _checks.read_data(data)
+def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
+    """Read ``data`` and check the model's columns; return frame, base, images.
+
+    ``base`` is the folder relative image paths resolve against; a file path
+    as ``data`` gives its own folder, as in training.
+    """
+    frame, file_base = _checks.read_data(data)
+    base = file_base if file_base is not None else base
     frame = frame.copy()  # never change the caller's table
     missing = [c for c in model.columns if c not in frame.columns]
     if missing:
@@ -34,18 +47,65 @@ def check_frame(model: Any, data: Any) -> tuple[pd.DataFrame, Any, dict]:
     for col in roles["text"]:
         _checks.check_text(frame[col], col)
     for col in roles["numeric"]:
-        values = pd.to_numeric(frame[col], errors="coerce")
-        bad = values.isna() & frame[col].notna()
-        if bad.any():
-            where = np.flatnonzero(bad.to_numpy())
-            raise ValueError(
-                f"numeric column {col!r}: got non-numeric values such as "
-                f"{frame[col][bad].iloc[0]!r} (rows {where[:5].tolist()}). Expected "
-                "numbers (or blanks) as in training. Fix or drop those rows."
-            )
-        frame[col] = values
+        frame[col] = _numbers(frame[col], col)
+    for col in roles["categorical"]:
+        frame[col] = _categories(frame[col], col, model.schema.get(col, {}))
     images = {c: _checks.image_items(frame[c], c, base) for c in roles["image"]}
     return frame, base, images
+
+
+def _numbers(column: pd.Series, col: str) -> pd.Series:
+    values = pd.to_numeric(column, errors="coerce")
+    bad = values.isna() & column.notna()
+    if bad.any():
+        where = np.flatnonzero(bad.to_numpy())
+        raise ValueError(
+            f"numeric column {col!r}: got non-numeric values such as "
+            f"{column[bad].iloc[0]!r} (rows {where[:5].tolist()}). Expected "
+            "numbers (or blanks) as in training. Fix or drop those rows."
+        )
+    return values
+
+
+def _categories(column: pd.Series, col: str, entry: dict) -> pd.Series:
+    """The column as training saw it; its kind checked, unseen levels named."""
+    kind, levels = entry.get("kind"), entry.get("levels", [])
+    got = value_kind(column)
+    if kind in ("string", "number", "bool") and got not in (kind, "mixed"):
+        column = _coerce(column, col, kind, got, levels)
+    unseen = sorted({str(v) for v in column.dropna() if v not in set(levels)})
+    if unseen:
+        shown = ", ".join(map(repr, unseen[:5]))
+        warnings.warn(
+            f"categorical column {col!r}: {len(unseen)} value(s) never seen in "
+            f"training ({shown}{', ...' if len(unseen) > 5 else ''}); the model "
+            "reads them as no known category.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return column
+
+
+def _coerce(column: pd.Series, col: str, kind: str, got: str, levels: list):
+    """Numbers read from a CSV where training had text (or the reverse)."""
+    present = column.dropna()
+    if kind == "string":
+        as_text = present.map(
+            lambda v: str(int(v)) if float(v).is_integer() else str(v)
+        )
+        if as_text.isin(levels).all():
+            return column.astype(object).where(column.isna(), as_text)
+    elif kind == "number":
+        as_num = pd.to_numeric(present, errors="coerce")
+        if as_num.notna().all() and as_num.isin(levels).all():
+            return pd.to_numeric(column, errors="coerce")
+    example = present.iloc[0] if len(present) else None
+    raise ValueError(
+        f"categorical column {col!r}: got {got} values such as {example!r}. "
+        f"Expected {kind} values as in training (e.g. "
+        f"{', '.join(map(repr, levels[:3]))}). Convert the column to the "
+        "training type, or fix the file."
+    )
 
 
 def needed_keys(pipeline: Any) -> set[str]:
@@ -62,34 +122,64 @@ def needed_keys(pipeline: Any) -> set[str]:
     return keys
 
 
-def design_matrix(model: Any, data: Any, cache: Any = None) -> pd.DataFrame:
+def design_matrix(
+    model: Any, data: Any, cache: Any = None, base: Path | None = None
+) -> pd.DataFrame:
     """The matrix the saved pipeline reads, embedding only the blocks it uses."""
-    frame, _, images = check_frame(model, data)
+    frame, _, images = check_frame(model, data, base)
     keys = needed_keys(model.pipeline)
     blocks = {}
     for spec in model.blocks:
         if spec["key"] in keys:
-            blocks[spec["key"]] = _embed(spec, frame, images, cache)
-    if {"_hmlpixels_", "_hmlhog_"} & keys:
-        feats = [_features.image_features(images[c], c) for c in model.roles["image"]]
+            blocks[spec["key"]] = _embed(spec, frame, images, cache, model)
+    pixel_keys = {block_key("pixels"), block_key("hog")}
+    if pixel_keys & keys:
+        feats = [
+            _features.image_features(images[c], c, model.schema[c]["mode"])
+            for c in model.roles["image"]
+        ]
         for kind in ("pixels", "hog"):
-            blocks[f"_hml{kind}_"] = np.hstack([f[kind] for f in feats])
+            blocks[block_key(kind)] = np.hstack([f[kind] for f in feats])
     roles = model.roles
-    return _design_matrix(
-        frame, roles["text"], roles["numeric"], roles["categorical"], blocks
+    return _matrix(frame, roles["text"], roles["numeric"], roles["categorical"], blocks)
+
+
+def check_backbone_source(name: str, allow_download: bool) -> None:
+    """Refuse a backbone a model file names that would need the network."""
+    from ..embed.offline import fallback_preset, offline_preset
+
+    if allow_download:
+        return
+    if "://" not in name and offline_preset(name) is not None:
+        return
+    path = Path(name).expanduser()
+    if "://" not in name and path.is_absolute() and path.is_dir():
+        return
+    if "://" in name or fallback_preset(name) is not None:
+        what = "a download"
+    elif path.is_absolute() or os.sep in name:
+        what = "a folder that does not exist here"
+    else:
+        what = "a keras-hub preset download (no offline copy is installed)"
+    raise ValueError(
+        f"backbone {name[:120]!r}: got a model file whose backbone needs {what}. "
+        "Expected an offline copy or a local folder. Install or copy that "
+        "backbone, or load with allow_download=True (--allow-download) if you "
+        "trust this file."
     )
 
 
-def _embed(spec: dict, frame: pd.DataFrame, images: dict, cache: Any) -> np.ndarray:
+def _embed(spec: dict, frame: pd.DataFrame, images: dict, cache: Any, model: Any):
     from ..cache.store import EmbeddingCache
     from ..embed.transformer import KerasEmbeddingTransformer
-    from .embed_table import _cache
 
-    store = _cache(cache, EmbeddingCache) if cache is not None else None
+    name = spec["params"]["backbone"]
+    check_backbone_source(name, getattr(model, "allow_download", False))
+    store = EmbeddingCache.coerce(cache)
     embedder = KerasEmbeddingTransformer(**spec["params"], cache=store).fit()
     if embedder.fingerprint_ != spec["fingerprint"]:
         raise ValueError(
-            f"backbone {spec['params']['backbone']!r}: got weights with fingerprint "
+            f"backbone {name!r}: got weights with fingerprint "
             f"{embedder.fingerprint_[:12]}. Expected {spec['fingerprint'][:12]}, the "
             "backbone the model was trained with. Install that backbone, or refit."
         )
@@ -101,6 +191,13 @@ def _embed(spec: dict, frame: pd.DataFrame, images: dict, cache: Any) -> np.ndar
     return np.hstack(parts).astype(np.float32)
 
 
+def labels(model: Any, codes: np.ndarray) -> np.ndarray:
+    """The pipeline's predictions as the user's labels (or float values)."""
+    if model.task == "classification":
+        return np.asarray(model.classes, dtype=object)[np.asarray(codes, int)]
+    return np.asarray(codes, dtype=np.float64)
+
+
 def prediction_frame(
     model: Any,
     data: Any,
@@ -110,24 +207,13 @@ def prediction_frame(
     cache: Any = None,
 ) -> pd.DataFrame:
     """The table ``hybridml predict`` writes: kept columns, predictions, proba."""
-    frame, _ = _checks.read_data(data)
+    frame, base = _checks.read_data(data)
     keep = _checks.check_columns(frame, list(keep), "keep")
-    if proba and model.task != "classification":
-        raise ValueError(
-            f"--proba: got a {model.task} model. Expected a classification model "
-            "for class probabilities. Drop --proba."
-        )
-    if proba and not hasattr(model.pipeline, "predict_proba"):
-        model.predict_proba(frame)  # raises the one-line error, before embedding
-    target = model.roles["target"]
+    if proba:
+        model.check_proba()  # the one-line error, before embedding
     out = frame[keep].reset_index(drop=True)
-    name = f"predicted_{target}"
-    X = design_matrix(model, frame, cache)
-    pred = model.pipeline.predict(X)
-    if model.task == "classification":
-        out[name] = np.asarray(model.classes, dtype=object)[np.asarray(pred, int)]
-    else:
-        out[name] = np.asarray(pred, dtype=np.float64)
+    X = design_matrix(model, frame, cache, base)
+    out[f"predicted_{model.roles['target']}"] = labels(model, model.pipeline.predict(X))
     if proba:
         p = model.pipeline.predict_proba(X)
         for j, c in enumerate(model.classes):
@@ -135,18 +221,16 @@ def prediction_frame(
     return out
 
 
-def write_predictions(frame: pd.DataFrame, output: str | os.PathLike) -> None:
-    """Write ``frame`` as CSV or Parquet (by suffix), atomically."""
-    from pathlib import Path
+def write_table(frame: pd.DataFrame, output: str | os.PathLike) -> None:
+    """Write ``frame`` as CSV or Parquet (by suffix), atomically; ``-``: stdout."""
+    import sys
 
     from .._atomic import atomic_path
 
+    if os.fspath(output) == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return
     output = Path(output)
-    if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
-        raise ValueError(
-            f"--output: got {str(output)!r}. Expected a .csv or .parquet file "
-            "name. Use e.g. -o predictions.csv."
-        )
     output.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(output) as tmp:
         if output.suffix.lower() == ".csv":

@@ -33,7 +33,7 @@ from .. import _heads
 from .._validation import check_int
 from . import table as _checks
 from .embed_table import _backbones, _display_name, embed_blocks, load_backbones
-from .evaluate import _candidates, _design_matrix, evaluate_candidates
+from .evaluate import _candidates, design_matrix, evaluate_candidates
 from .finetune_rows import check_finetune
 
 __all__ = ["run_baseline", "run_steps"]
@@ -110,6 +110,9 @@ def run_baseline(
     progress: bool = False,
     tune: bool = True,
     finetune: bool | str | Sequence[str] = False,
+    save_best: str | os.PathLike | None = None,
+    save_rank: int = 1,
+    key: str | bytes | None = None,
 ) -> pd.DataFrame:
     """Cross-validate pretrained embeddings x classical heads against baselines.
 
@@ -195,6 +198,15 @@ def run_baseline(
         (:func:`~hybridml.make_finetune_classifier` on the first text column;
         kind ``"finetuned"``). ``True``: both. Their ``fit_s`` includes the
         tuning, which costs far more than the frozen rows on a CPU.
+    save_best : str, path-like or None, default=None
+        Refit the row of rank ``save_rank`` on every row and save it to this
+        ``.hml`` file (:func:`hybridml.save_model`; load it with
+        :func:`hybridml.load_model`). The path is checked before any work.
+    save_rank : int, default=1
+        The leaderboard row ``save_best`` saves (1 is the best).
+    key : str, bytes or None, default=None
+        Sign the saved file with an HMAC under this secret; ``None`` reads
+        ``$HYBRIDML_MODEL_KEY`` (unset: a digest only).
 
     Returns
     -------
@@ -236,13 +248,27 @@ def run_baseline(
     >>> board["mean"].round(2).tolist()
     [0.97, 0.96, 0.4]
     """
-    return run_steps(
+    if save_best is not None:  # checked before any work, not after the run
+        from .._atomic import check_output_file
+        from .archive import resolve_key
+        from .saved import check_model_path
+
+        inputs = [data] if isinstance(data, (str, os.PathLike)) else []
+        check_output_file(check_model_path(save_best, "save_best"), "save_best", inputs)
+        save_rank = check_int(save_rank, "save_rank", minimum=1)
+        resolve_key(key)
+    session = run_steps(
         data, target=target, text=text, image=image, tabular=tabular,
         groups=groups, backbones=backbones, heads=heads, cv=cv, metric=metric,
         task=task, stack=stack, cache=cache, limit=limit,
         random_state=random_state, n_jobs=n_jobs, verbose=verbose,
         progress=progress, tune=tune, finetune=finetune,
-    ).board  # fmt: skip
+    )  # fmt: skip
+    if save_best is not None:
+        from .workflow import save_best as _save
+
+        _save(session, save_best, rank=save_rank, key=key)
+    return session.board
 
 
 def run_steps(
@@ -307,6 +333,7 @@ def validate(
     _checks.check_roles(target, text, image, group)
     used = [target, *text, *image, *group]
     numeric, categorical, ignored = _checks.split_tabular(frame, tabular, used)
+    _checks.warn_unused(frame, ignored)
     if not (text or image or numeric or categorical):
         raise ValueError(
             "features: got none. Expected at least one text, image or tabular "
@@ -339,7 +366,7 @@ def validate(
 
 def configure(plan: Plan, blocks: dict, rows: list) -> tuple[pd.DataFrame, list]:
     """The design matrix and the candidate models (features x heads)."""
-    X = _design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
+    X = design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
     candidates = _candidates(
         rows, blocks, plan.text, plan.numeric, plan.categorical, plan.heads,
         plan.task, plan.random_state,

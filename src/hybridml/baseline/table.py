@@ -206,6 +206,22 @@ def split_tabular(
     return numeric, [c for c in cols if c not in numeric], []
 
 
+def warn_unused(frame: pd.DataFrame, ignored: list) -> None:
+    """Name, in one warning line each, a text or image column the run leaves out."""
+    import warnings
+
+    for col in ignored:
+        kind = column_kind(frame[col])
+        if kind in ("text", "image"):
+            what = "free text" if kind == "text" else "image paths"
+            warnings.warn(
+                f"column {col!r} looks like {what} and is not used: add --{kind} {col} ({kind}={col!r} in Python) to "
+                "use it.",
+                UserWarning,
+                stacklevel=4,
+            )
+
+
 def check_heads(heads: Any) -> list[str]:
     if heads is None:
         default = list(HEADS)

@@ -327,9 +327,18 @@ def check_keys(namespace: Any, keys: Sequence[Any]) -> list[str]:
     return list(dict.fromkeys(keys))
 
 
+SIDECARS = ("-wal", "-shm", "-lock")  # SQLite's journals and our lock file
+
+
+def remove_database(path: Path) -> None:
+    """Delete a cache database and its side files (the one list of them)."""
+    for file in (path, *(sidecar(path, s) for s in SIDECARS)):
+        with contextlib.suppress(OSError):
+            if file.is_file():
+                file.unlink()
+
+
 def close_and_remove(store: Store, owned: tuple[Path, ...]) -> None:
     store.close()
     for path in owned:
-        for file in (path, *(sidecar(path, s) for s in ("-wal", "-shm", "-lock"))):
-            with contextlib.suppress(OSError):
-                file.unlink()
+        remove_database(path)

@@ -41,6 +41,40 @@ _DTYPE = np.dtype("<f4")  # little-endian float32 on disk, whatever the machine
 _HANDLES: dict[tuple, EmbeddingCache] = {}  # one handle per file and process
 
 
+LEGACY_FILE_NAME = "embeddings.sqlite"  # what `--cache DIR` wrote before 0.1
+
+
+def database_path(path: str | os.PathLike) -> Path:
+    """The one rule from a ``cache=`` / ``--cache`` path to the SQLite file.
+
+    A folder (an existing one, a path ending in ``/``, or a new path without a
+    suffix) holds ``hybridml-cache.sqlite``; a folder that already holds the
+    ``embeddings.sqlite`` an older ``hybridml baseline --cache`` wrote keeps
+    using it, so no embedding already paid for is lost. Anything else is the
+    database file itself.
+
+    Examples
+    --------
+    >>> from hybridml.cache.store import database_path
+    >>> database_path("runs/").name, database_path("runs").name
+    ('hybridml-cache.sqlite', 'hybridml-cache.sqlite')
+    >>> database_path("my.sqlite").name
+    'my.sqlite'
+    """
+    target = Path(path).expanduser().absolute()
+    folder = (
+        target.is_dir()
+        or str(path).endswith(("/", os.sep))
+        or (not target.suffix and not target.exists())
+    )
+    if not folder:
+        return target
+    legacy = target / LEGACY_FILE_NAME
+    if legacy.is_file() and not (target / FILE_NAME).exists():
+        return legacy
+    return target / FILE_NAME
+
+
 class EmbeddingCache:
     """Persistent store of embedding vectors keyed by namespace and row key.
 
@@ -129,9 +163,7 @@ class EmbeddingCache:
             fd, name = tempfile.mkstemp(prefix="hybridml-cache-", suffix=".sqlite")
             os.close(fd)
             path = name
-        self.path = Path(path).expanduser().absolute()
-        if self.path.is_dir() or str(path).endswith(("/", os.sep)):
-            self.path = self.path / FILE_NAME  # a folder: the database inside it
+        self.path = database_path(path)
         self.max_size_bytes = None if max_size_bytes is None else int(max_size_bytes)
         self.timeout = float(timeout)
         self._store = Store(self.path, self.timeout)
@@ -163,7 +195,7 @@ class EmbeddingCache:
         if cache is None or isinstance(cache, EmbeddingCache):
             return cache
         if isinstance(cache, (str, os.PathLike)):
-            return _handle(str(Path(cache).expanduser().absolute()))
+            return _handle(str(database_path(cache)))
         raise TypeError(
             f"cache: got {cache!r}. Expected None, a file path (str or "
             "pathlib.Path) or a hybridml.EmbeddingCache. Pass e.g. "

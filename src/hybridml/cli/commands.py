@@ -17,7 +17,7 @@ def baseline(args: argparse.Namespace) -> int:
     from ..baseline.run import run_steps
 
     check_writable_folder(args.output, "--output")  # before the CV run
-    _check_save_path(args)
+    _check_save_path(args, inputs=[args.data])
     session = run_steps(
         args.data,
         target=args.target,
@@ -82,23 +82,14 @@ def _run_options(args: argparse.Namespace) -> dict:
     }
 
 
-def _report(board, output: str) -> int:
-    from ..baseline import format_leaderboard, write_report
-
-    print(format_leaderboard(board))
-    folder = write_report(board, output)
-    print(
-        f"\nreport: {folder}{os.sep} (leaderboard.csv, leaderboard.json, scores.png)"
-        f"; total {board.attrs['elapsed_s']:.0f} s"
-    )
-    return 0
-
-
 def embed(args: argparse.Namespace) -> int:
-    from .._atomic import atomic_path
     from ..baseline import embed_frame
+    from ..baseline.predict import write_table
+    from ..cache.sqlite import remove_database
 
-    output = _table_output(args.output, ".parquet or .csv", "embeddings.parquet")
+    output = _table_output(
+        args.output, ".parquet or .csv", "embeddings.parquet", [args.data]
+    )
     # Finished batches go to the cache, so an interrupted run resumes. Without
     # --cache it lives next to the output and is removed once the file is written.
     cache = args.cache
@@ -124,15 +115,10 @@ def embed(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         progress=not args.quiet,
     )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:  # never a half-written file under the name
-        if output.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)
+    write_table(frame, output)  # never a half-written file under the name
     if args.cache is None:
         cache.close()
-        _remove_cache(cache.path)
+        remove_database(cache.path)
     print(
         f"wrote {output}: {len(frame)} rows x {frame.shape[1]} columns in "
         f"{time.perf_counter() - start:.1f} s"
@@ -197,44 +183,52 @@ def _backbones(args: argparse.Namespace) -> list[str] | None:
     return list(args.backbone)
 
 
-def _remove_cache(cache: Path) -> None:
-    for suffix in ("", "-wal", "-shm", "-lock"):
-        path = cache.with_name(cache.name + suffix)
-        if path.is_file():
-            path.unlink()
-
-
 # -- from the leaderboard to a model: report.html, --save-best, predict --------
 
 
 def _finish(session, args: argparse.Namespace) -> int:
-    """The terminal table and report files, report.html, then the saved model."""
-    from ..baseline.html_report import write_html
+    """Print the leaderboard; the library writes the reports and the model."""
+    from ..baseline import format_leaderboard
     from ..baseline.tuning import describe
+    from ..baseline.workflow import finish
 
-    status = _report(session.board, args.output)
-    print(describe(session.board.attrs.get("tuning") or [], not args.no_tune))
-    page = write_html(session, args.output, _command_line(args))
-    print(f"report.html: {page}")
-    rank = args.save if args.save is not None else 1
-    if args.save_best is not None:
-        from ..baseline.finalize import finalize
-        from ..baseline.saved import save_model
-
-        model = finalize(session, rank)
-        path = save_model(model, args.save_best)
-        row = model.row
+    board = session.board
+    print(format_leaderboard(board))
+    done = finish(
+        session,
+        args.output,
+        command=_command_line(args),
+        save_path=args.save_best,
+        rank=args.save if args.save is not None else 1,
+        key=args.key,
+    )
+    print(
+        f"\nreport: {done.folder}{os.sep} (leaderboard.csv, leaderboard.json, "
+        f"scores.png); total {board.attrs['elapsed_s']:.0f} s"
+    )
+    print(describe(board.attrs.get("tuning") or [], not args.no_tune))
+    print(f"report.html: {done.page}")
+    if done.model is not None:
+        row = done.model.row
         print(
-            f"saved rank {rank} ({row['features']} + {row['head']}, "
+            f"saved rank {done.rank} ({row['features']} + {row['head']}, "
             f"{row['metric']} {row['mean']:.3f} +/- {row['std']:.3f} in CV), "
-            f"refitted on all {len(session.X)} rows, to {path}"
+            f"refitted on all {len(session.X)} rows, to {done.model_path}"
+            + (" (signed)" if _key_set(args) else "")
         )
-    return status
+    return 0
 
 
-def _check_save_path(args: argparse.Namespace) -> None:
-    """Check --save / --save-best before the run, not after it."""
-    from .._atomic import check_writable_file
+def _key_set(args: argparse.Namespace) -> bool:
+    from ..baseline.archive import resolve_key
+
+    return resolve_key(args.key) is not None
+
+
+def _check_save_path(args: argparse.Namespace, inputs: list = ()) -> None:
+    """Check --save / --save-best (and the key) before the run, not after it."""
+    from ..baseline.archive import resolve_key
+    from ..baseline.saved import check_model_path
 
     if args.save is not None and args.save_best is None:
         raise ValueError(
@@ -242,7 +236,11 @@ def _check_save_path(args: argparse.Namespace) -> None:
             "--save RANK names the row, --save-best PATH the file. Add --save-best."
         )
     if args.save_best is not None:
-        check_writable_file(args.save_best, "--save-best")
+        path = check_model_path(args.save_best, "--save-best")
+        from .._atomic import check_output_file
+
+        check_output_file(path, "--save-best", inputs)
+        resolve_key(args.key)
 
 
 def _command_line(args: argparse.Namespace) -> str:
@@ -253,7 +251,7 @@ def _command_line(args: argparse.Namespace) -> str:
     if getattr(args, "data", None) is not None:
         words.append(str(args.data))
     for key, value in sorted(vars(args).items()):
-        if key in ("command", "handler", "data") or value in (None, False, []):
+        if key in ("command", "handler", "data", "key") or value in (None, False, []):
             continue
         flag = "--" + key.replace("_", "-")
         if value is True:
@@ -267,26 +265,35 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from ..baseline.predict import prediction_frame, write_predictions
+    from ..baseline.predict import prediction_frame, write_table
     from ..baseline.saved import load_model
 
-    output = _table_output(args.output, ".csv or .parquet", "predictions.csv")
-    model = load_model(args.model)
+    inputs = [args.model, args.data]
+    output = (
+        "-"
+        if args.output == "-"
+        else _table_output(args.output, ".csv or .parquet", "predictions.csv", inputs)
+    )
+    model = load_model(args.model, key=args.key, allow_download=args.allow_download)
     frame = prediction_frame(
         model, args.data, proba=args.proba, keep=_split(args.keep), cache=args.cache
     )
-    write_predictions(frame, output)
+    write_table(frame, output)
     row = model.row
     print(
-        f"wrote {output}: {len(frame)} predictions of {model.roles['target']!r} by "
-        f"{row['features']} + {row['head']} ({row['metric']} {row['mean']:.3f} in CV)"
+        f"wrote {output if output != '-' else 'standard output'}: {len(frame)} "
+        f"predictions of {model.roles['target']!r} by {row['features']} + "
+        f"{row['head']} ({row['metric']} {row['mean']:.3f} in CV)",
+        file=sys.stderr if output == "-" else sys.stdout,
     )
     return 0
 
 
-def _table_output(path: str, kinds: str, example: str) -> Path:
-    """The -o path of a table: .csv or .parquet, writable, checked before work."""
-    from .._atomic import check_writable_file
+def _table_output(path: str, kinds: str, example: str, inputs: list = ()) -> Path:
+    """The -o path of a table: .csv or .parquet, a new or regular file, not an
+    input; checked before any model loads.
+    """
+    from .._atomic import check_output_file
 
     output = Path(path)
     if output.suffix.lower() not in (".csv", ".parquet", ".pq"):
@@ -294,5 +301,4 @@ def _table_output(path: str, kinds: str, example: str) -> Path:
             f"--output: got {str(output)!r}. Expected a {kinds} file name. "
             f"Use e.g. -o {example}."
         )
-    check_writable_file(output, "--output")  # before any model loads
-    return output
+    return check_output_file(output, "--output", inputs)

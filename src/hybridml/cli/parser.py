@@ -204,6 +204,7 @@ def _saving(p: argparse.ArgumentParser) -> None:
         metavar="RANK",
         help="with --save-best: save the row of this rank instead of the best",
     )
+    _key(p, "sign the saved model with an HMAC under this secret")
     p.add_argument(
         "--no-tune",
         action="store_true",
@@ -220,7 +221,9 @@ def _add_predict(sub: Any) -> None:
     )
     p.add_argument("model", help=".hml file written by baseline --save-best")
     p.add_argument("data", help="CSV or Parquet file with the same columns")
-    p.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    p.add_argument(
+        "-o", "--output", required=True, help="output .csv or .parquet; - for stdout"
+    )
     p.add_argument("--proba", action="store_true", help="add class probabilities")
     p.add_argument(
         "--keep",
@@ -231,4 +234,20 @@ def _add_predict(sub: Any) -> None:
     p.add_argument(
         "--cache", metavar="PATH", help="EmbeddingCache SQLite file or folder"
     )
+    _key(p, "refuse the model unless its HMAC verifies under this secret")
+    p.add_argument(
+        "--allow-download",
+        action="store_true",
+        help="let the backbones the model names download (default: offline "
+        "copies and local folders only)",
+    )
     p.set_defaults(handler=commands.predict)
+
+
+def _key(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--key",
+        metavar="SECRET",
+        help=f"{what} (default: $HYBRIDML_MODEL_KEY, which keeps the secret out "
+        "of your shell history and process list)",
+    )

@@ -184,7 +184,7 @@ def row_keys(items: Sequence[Any], modality: str) -> list[str]:
 
     Text rows hash their UTF-8 bytes; arrays their dtype, shape and bytes; file
     paths the file's bytes (so a renamed file is still a hit); PIL images their
-    mode, size and pixels; numeric rows their float64 bytes.
+    decoded RGB pixels; numeric rows their float64 bytes.
     """
     keys = []
     for item in items:
@@ -199,9 +199,11 @@ def row_keys(items: Sequence[Any], modality: str) -> list[str]:
                 arr = arr.astype(np.float64)
             h.update(f"array\0{arr.dtype.str}\0{arr.shape}\0".encode())
             h.update(arr.tobytes())
-        else:  # PIL image
-            h.update(f"pil\0{item.mode}\0{item.size}\0".encode())
-            h.update(item.tobytes())
+        else:  # PIL image: the pixels the model sees (a palette image's colours,
+            # not its palette indices, which two different images can share)
+            arr = np.ascontiguousarray(_pixels.as_rgb(item))
+            h.update(f"pil\0{arr.shape}\0".encode())
+            h.update(arr.tobytes())
         keys.append(h.hexdigest())
     return keys
 
