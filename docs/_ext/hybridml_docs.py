@@ -1,7 +1,8 @@
 """Sphinx helpers for hybridml's site: API pages, benchmark tables, gallery notes.
 
 - ``generate_api_pages``: one page per name in ``hybridml.__all__`` (written into
-  ``docs/api/`` when the build starts, so a new public name gets its page).
+  ``docs/api/`` when the build starts, so a new public name gets its page;
+  ``docs/api.rst`` lists them).
 - ``.. benchmark-tables::``: every JSON file in ``docs/benchmarks/`` as a section
   with its provenance, its table and a bar plot (matplotlib), so the benchmarks
   page is regenerated from data (``make bench`` writes the same schema).
@@ -46,23 +47,16 @@ def _api_page(name: str) -> str:
 
 
 def generate_api_pages(app) -> None:
+    """Write ``docs/api/<name>.rst`` for each public name; drop stale ones.
+
+    ``docs/api.rst`` (committed) lists them with a glob.
+    """
     out = DOCS / "api"
     out.mkdir(exist_ok=True)
     names = api_names()
-    index = [
-        "API reference",
-        "=============",
-        "",
-        "Every public name of ``hybridml`` (``hybridml.__all__``), one page each.",
-        "Import them from the package, as ``from hybridml import ...``.",
-        "",
-        ".. toctree::",
-        "   :maxdepth: 1",
-        "",
-        *(f"   {name}" for name in names),
-        "",
-    ]
-    _write_if_changed(out / "index.rst", "\n".join(index))
+    for stale in out.glob("*.rst"):
+        if stale.stem not in names:
+            stale.unlink()
     for name in names:
         _write_if_changed(out / f"{name}.rst", _api_page(name))
 
