@@ -132,9 +132,19 @@ def plot_result(result: dict, path: Path) -> None:
     fig, ax = plt.subplots(figsize=(8, 0.45 * n * max(1, k * 0.7) + 1.2))
     y = np.arange(n)
     for j, s in enumerate(series):
-        ax.barh(y + (j - (k - 1) / 2) * height, values[:, j], height, label=s["name"])
+        bars = ax.barh(
+            y + (j - (k - 1) / 2) * height, values[:, j], height, label=s["name"]
+        )
+        # the figure as the table prints it, at the end of its bar
+        ax.bar_label(
+            bars,
+            labels=["" if np.isnan(v) else f"{v:g}" for v in values[:, j]],
+            fontsize=7,
+            padding=2,
+        )
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
+    ax.margins(x=0.12)  # room for the labels
     ax.set_xlabel(spec["xlabel"])
     if k > 1:
         ax.legend(fontsize=8, loc="lower right")
@@ -183,6 +193,7 @@ class BenchmarkTables(Directive):
         env = self.state.document.settings.env
         plots = DOCS / "benchmarks" / "_plots"
         plots.mkdir(exist_ok=True)
+        env.note_dependency(__file__)  # a change to the rendering redraws
         lines: list[str] = []
         for result in load_results():
             source = DOCS / "benchmarks" / f"{result['name']}.json"
