@@ -54,11 +54,25 @@ def generate_api_pages(app) -> None:
     out = DOCS / "api"
     out.mkdir(exist_ok=True)
     names = api_names()
-    for stale in out.glob("*.rst"):
+    for stale in out.glob("*.rst"):  # a name no longer public
         if stale.stem not in names:
             stale.unlink()
     for name in names:
         _write_if_changed(out / f"{name}.rst", _api_page(name))
+    _write_if_changed(out / "summary.inc", _api_summary(names))
+
+
+def _api_summary(names: list[str]) -> str:
+    """A table of the public names and their summary lines (api.rst includes it)."""
+    import hybridml
+
+    lines = [".. list-table::", "   :header-rows: 1", "", "   * - name", "     - what"]
+    for name in names:
+        obj = getattr(hybridml, name)
+        doc = inspect.getdoc(obj) if callable(obj) else None
+        summary = doc.strip().splitlines()[0] if doc else f"``{obj!r}``"
+        lines += [f"   * - :doc:`{name} <api/{name}>`", f"     - {summary}"]
+    return "\n".join(lines) + "\n"
 
 
 def _write_if_changed(path: Path, text: str) -> None:
