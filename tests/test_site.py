@@ -141,3 +141,26 @@ def test_every_readme_link_resolves_inside_the_built_site():
             assert f'id="{anchor}"' in target.read_text(), (
                 f"README link {link!r}: no anchor {anchor!r} in {target}"
             )
+
+
+def test_the_harness_summary_table_has_medians_ratios_and_first_calls():
+    harness = _harness()
+
+    def run(n, cpu, wall):
+        return {"n": n, "cpu": cpu, "wall": wall, "first_cpu": 3.0, "first_wall": 2.0}
+
+    runs = {
+        "ref": [run(100, 2.0, 1.0), run(100, 1.0, 1.0), run(100, 4.0, 1.0)],
+        "fast": [run(100, 1.0, 0.5)] * 3,
+    }
+    columns, rows = harness.summary_table(runs, "ref", "sent")
+    assert columns[1] == "timed call: sent per CPU-second"
+    assert rows[0][:4] == [
+        "ref",
+        "50.0 [25.0-100.0]",
+        "100.0 [100.0-100.0]",
+        "1.00 / 1.00",
+    ]
+    assert rows[1][3] == "2.00 / 2.00" and rows[1][4:] == ["3.0", "2.0"]
+    _, busy = harness.summary_table(runs, "ref", "sent", ratios=False)
+    assert busy[1][3] == ""
