@@ -164,3 +164,13 @@ def test_the_harness_summary_table_has_medians_ratios_and_first_calls():
     assert rows[1][3] == "2.00 / 2.00" and rows[1][4:] == ["3.0", "2.0"]
     _, busy = harness.summary_table(runs, "ref", "sent", ratios=False)
     assert busy[1][3] == ""
+
+
+def test_guide_pages_render_their_directives():
+    """No directive leaks into a built guide page as text (a MyST page parses
+    what a directive returns as Markdown, not reStructuredText)."""
+    html = _built()
+    for page in sorted((html / "guide").glob("*.html")):
+        text = page.read_text()
+        for leak in (".. list-table::", "```{", ".. image::", ":header-rows:"):
+            assert leak not in text, f"{page.name} shows {leak!r} as text"

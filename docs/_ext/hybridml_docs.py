@@ -20,6 +20,7 @@ from pathlib import Path
 from docutils import nodes
 from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
+from sphinx import addnodes
 from sphinx.util.nodes import nested_parse_with_titles
 
 DOCS = Path(__file__).resolve().parents[1]
@@ -254,7 +255,8 @@ class BenchmarkTable(Directive):
     """``.. benchmark-table:: NAME``: one results file's table, with its provenance.
 
     For the user guide: the same data as the benchmarks page, so the two never
-    disagree.
+    disagree. Built as docutils nodes, not parsed text: the guide's pages are
+    Markdown, whose parser would read reStructuredText as plain text.
     """
 
     required_arguments = 1
@@ -264,17 +266,48 @@ class BenchmarkTable(Directive):
         env = self.state.document.settings.env
         source = DOCS / "benchmarks" / f"{self.arguments[0]}.json"
         env.note_dependency(str(source))
+        env.note_dependency(__file__)
         result = json.loads(source.read_text())
-        lines = _table_rst(result)
-        lines += [
+        link = addnodes.pending_xref(
             "",
-            f"*{result['source']}*; command ``{result['command']}``. Every table"
-            " with its date, machine and load: :doc:`/benchmarks/index`.",
+            nodes.inline("", "benchmarks"),
+            refdomain="std",
+            reftype="doc",
+            reftarget="/benchmarks/index",
+            refdoc=env.docname,
+            refexplicit=True,
+            refwarn=True,
+        )
+        caption = nodes.paragraph(
             "",
-        ]
-        node = nodes.container()
-        self.state.nested_parse(StringList(lines, str(source)), 0, node)
-        return [node]
+            "",
+            nodes.emphasis("", result["source"]),
+            nodes.Text("; command "),
+            nodes.literal("", result["command"]),
+            nodes.Text(". Every table with its date, machine and load: "),
+            link,
+            nodes.Text("."),
+        )
+        return [_table_node(result), caption]
+
+
+def _table_node(result: dict) -> nodes.table:
+    """The results table as docutils nodes (plain text cells)."""
+    columns = result["columns"]
+    table = nodes.table(classes=["benchmark-table"])
+    group = nodes.tgroup(cols=len(columns))
+    table += group
+    group.extend(nodes.colspec(colwidth=1) for _ in columns)
+
+    def row(cells):
+        tr = nodes.row()
+        for cell in cells:
+            tr += nodes.entry("", nodes.paragraph("", str(cell)))
+        return tr
+
+    group += nodes.thead("", row(columns))
+    group += nodes.tbody("", *(row(r) for r in result["rows"]))
+    return table
 
 
 def setup(app):
