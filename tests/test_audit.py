@@ -46,7 +46,8 @@ def _tuple(*items):
 
 def _dict(**items):
     return {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
-            "content": items, "key_types": _list(*[_type("builtins", "str")] * len(items))}  # fmt: skip
+            "content": items,
+            "key_types": _list(*[_type("builtins", "str")] * len(items))}  # fmt: skip
 
 
 def _list(*items):
@@ -76,7 +77,8 @@ def good(tmp_path_factory):
                  groups=None)  # fmt: skip
     model = HybridModel(pipe, "classification", ["a", "b"], roles, [],
                         {"features": "tabular", "head": "logreg"},
-                        schema={"x": {"role": "numeric", "kind": "number"}})  # fmt: skip
+                        schema={"x": {"role": "numeric",
+                                      "kind": "number"}})  # fmt: skip
     path = save_model(model, tmp_path_factory.mktemp("good") / "good.hml")
     with zipfile.ZipFile(path) as z:
         return path, z.read("manifest.json"), z.read("model.skops")
@@ -131,7 +133,7 @@ def test_a_function_hidden_in_a_pipeline_never_runs_at_predict(good, tmp_path):
     built.func({})  # positive control: the payload is live (predict would call it)
     assert marker.read_text() == "ran"
     marker.unlink()
-    with pytest.raises(ValueError, match="functools.partial of"):
+    with pytest.raises(ValueError, match=r"functools\.partial of"):
         load_model(_wrap(good, payload, tmp_path / "evil.hml"))
     assert not marker.exists()
 
@@ -177,7 +179,7 @@ CALLABLE_NODES = {
                  "__reduce__": {"args": _tuple()}},
     "DTypeNode": {"__class__": "system", "__module__": "os",
                   "__loader__": "DTypeNode", "content": _json("f8")},
-    "MaskedArrayNode": {"__class__": "MaskedArray", "__module__": "numpy.ma.core",
+    "MaskedArrayNode": {"__class__": "system", "__module__": "os",
                         "__loader__": "MaskedArrayNode", "content": {}},
     "QuantileForestNode": {"__class__": "system", "__module__": "os",
                            "__loader__": "QuantileForestNode", "content": _dict()},

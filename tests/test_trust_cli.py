@@ -146,7 +146,7 @@ def test_embed_output_checked_before_the_run(
     assert "is a file, not a folder" in err
     (tmp_path / "d.parquet").mkdir()
     err = _error([*base, str(tmp_path / "d.parquet")], capsys)
-    assert "which is a folder. Expected a file name" in err
+    assert "which is a folder. Expected a new file name" in err
 
 
 def test_unwritable_output_folder_named_before_the_run(

@@ -40,8 +40,8 @@ MAX_PAYLOAD_UNPACKED = 4 * 2**30
 # Node kinds that build data (allowed) and those that call what the file names
 # (refused outright): ConstructorFromReduceNode calls a callable with arguments
 # from the file, MethodNode / OperatorFuncNode return callables bound to file
-# content, DefaultDictNode calls a factory, MaskedArrayNode and
-# QuantileForestNode are never written by hybridml.
+# content, DefaultDictNode calls a factory, QuantileForestNode is never written
+# by hybridml. (MaskedArrayNode holds GridSearchCV's cv_results_.)
 NODE_KINDS = frozenset(
     {
         "DictNode",
@@ -53,6 +53,7 @@ NODE_KINDS = frozenset(
         "BytesNode",
         "BytearrayNode",
         "NdArrayNode",
+        "MaskedArrayNode",
         "DTypeNode",
         "ObjectNode",
         "TypeNode",
@@ -123,7 +124,8 @@ def _estimator_classes() -> frozenset[str]:
         ensemble.StackingClassifier, ensemble.StackingRegressor,
         neighbors.KNeighborsClassifier, neighbors.KNeighborsRegressor,
         neighbors.KDTree, neighbors.BallTree, _dist_metrics.EuclideanDistance64,
-        ms.KFold, ms.StratifiedKFold, ms.GroupKFold, ms.StratifiedGroupKFold,
+        ms.KFold, ms.StratifiedKFold, ms.GroupKFold,
+        ms.StratifiedGroupKFold,
         link.IdentityLink, link.LogitLink, link.LogLink, link.HalfLogitLink,
         link.MultinomialLogit, link.Interval, loss.HalfBinomialLoss,
         loss.HalfMultinomialLoss, loss.HalfSquaredError, _bunch.Bunch,
@@ -170,6 +172,9 @@ def allowed_types() -> dict[str, frozenset[str]]:
         "BytesNode": frozenset({"builtins.bytes"}),
         "BytearrayNode": frozenset({"builtins.bytearray"}),
         "NdArrayNode": frozenset({"numpy.ndarray", *numpy_scalars}),
+        "MaskedArrayNode": frozenset(
+            {"numpy.ma.MaskedArray", "numpy.ma.core.MaskedArray"}
+        ),
         "DTypeNode": frozenset({"numpy.dtype"}),
         "ObjectNode": _estimator_classes(),
         "TypeNode": frozenset(primitives | numpy_scalars),
@@ -376,7 +381,8 @@ def _check_libsvm(model: Any) -> None:
     n_sv = len(model.support_)
     counts = np.asarray(model._n_support, dtype=np.int64)
     vectors = getattr(model, "support_vectors_", np.empty((0, 0)))
-    if counts.sum() != n_sv or vectors.shape[0] != n_sv:
+    classify = getattr(model, "_impl", "") in ("c_svc", "nu_svc")
+    if (classify and counts.sum() != n_sv) or vectors.shape[0] != n_sv:
         raise _bad("a support vector machine whose counts disagree")
     if model.dual_coef_.shape[-1] != n_sv:
         raise _bad("a support vector machine whose coefficients disagree")

@@ -71,7 +71,7 @@ def finalize(session: Any, rank: int = 1) -> HybridModel:
         )
     plan = session.plan
     blocks = block_specs(session.embedders, plan)
-    pipeline = clone(result["_model"]).fit(session.X, plan.y)
+    pipeline = strip_searches(clone(result["_model"]).fit(session.X, plan.y))
     attrs = session.board.attrs
     row = {k: _plain(v) for k, v in row.items()}
     roles = {
@@ -176,3 +176,36 @@ def column_schema(plan: Any) -> dict:
             "levels": levels,
         }
     return schema
+
+
+def strip_searches(obj: Any, seen: set | None = None) -> Any:
+    """``obj`` with every fitted ``GridSearchCV`` replaced by its best estimator.
+
+    The light head tuning wraps heads in a grid search; once refitted, only its
+    ``best_estimator_`` predicts. A model file then holds plain estimators, not
+    the search's scorer (a function) and ``cv_results_``. Predictions are the
+    same (``GridSearchCV.predict`` calls the best estimator).
+    """
+    from sklearn.base import BaseEstimator
+    from sklearn.model_selection import GridSearchCV
+
+    seen = set() if seen is None else seen
+    if isinstance(obj, GridSearchCV):
+        inner = (
+            obj.best_estimator_ if hasattr(obj, "best_estimator_") else obj.estimator
+        )
+        return strip_searches(inner, seen)
+    if id(obj) in seen:
+        return obj
+    seen.add(id(obj))
+    if isinstance(obj, list):
+        obj[:] = [strip_searches(v, seen) for v in obj]
+    elif isinstance(obj, tuple):
+        return tuple(strip_searches(v, seen) for v in obj)
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            obj[k] = strip_searches(v, seen)
+    elif isinstance(obj, BaseEstimator):
+        for k, v in vars(obj).items():
+            vars(obj)[k] = strip_searches(v, seen)
+    return obj

@@ -172,6 +172,7 @@ def save_model(
     secret = archive.resolve_key(key)
     payload = sio.dumps(model.pipeline)
     manifest = json.dumps(model.manifest(), indent=1, default=str).encode()
+    check_manifest(manifest, path)  # what save writes, load accepts
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(path, archive.pack(manifest, payload, secret))
     return path
@@ -230,17 +231,19 @@ def load_model(
 
     >>> import tempfile, pandas as pd
     >>> from sklearn.compose import ColumnTransformer
-    >>> from sklearn.linear_model import LinearRegression
+    >>> from sklearn.linear_model import Ridge
     >>> from sklearn.pipeline import Pipeline
     >>> from hybridml import load_model, save_model
     >>> from hybridml.baseline.saved import HybridModel
     >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]})
     >>> cols = ColumnTransformer([("numeric", "passthrough", ["x"])])
-    >>> pipe = Pipeline([("features", cols), ("head", LinearRegression())])
+    >>> pipe = Pipeline([("features", cols), ("head", Ridge(alpha=1e-9))])
     >>> pipe = pipe.fit(df[["x"]], df["y"])
     >>> roles = dict(target="y", text=[], image=[], numeric=["x"],
     ...              categorical=[], groups=None)
-    >>> model = HybridModel(pipe, "regression", [], roles, [], {"head": "ols"})
+    >>> schema = {"x": {"role": "numeric", "kind": "number"}}
+    >>> model = HybridModel(pipe, "regression", [], roles, [], {"head": "ridge"},
+    ...                     schema=schema)
     >>> path = save_model(model, tempfile.mkdtemp() + "/model.hml")
     >>> load_model(path).predict(pd.DataFrame({"x": [4.0]})).round(6).tolist()
     [8.0]

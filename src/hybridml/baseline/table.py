@@ -215,8 +215,8 @@ def warn_unused(frame: pd.DataFrame, ignored: list) -> None:
         if kind in ("text", "image"):
             what = "free text" if kind == "text" else "image paths"
             warnings.warn(
-                f"column {col!r} looks like {what} and is not used: add --{kind} {col} ({kind}={col!r} in Python) to "
-                "use it.",
+                f"column {col!r} looks like {what} and is not used: add --{kind} "
+                f"{col} ({kind}={col!r} in Python) to use it.",
                 UserWarning,
                 stacklevel=4,
             )
