@@ -88,7 +88,7 @@ def pin_threads(threads: int, engine: str) -> dict[str, object]:
     return settings
 
 
-def _busy_jiffies() -> int:
+def busy_jiffies() -> int:
     with open("/proc/stat") as f:
         fields = [int(x) for x in f.readline().split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
@@ -102,7 +102,7 @@ def run_child(
     hz = os.sysconf("SC_CLK_TCK")
     started = time.time()
     load_before = os.getloadavg()[0]
-    busy0, child0 = _busy_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy0, child0 = busy_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.run(
         list(cmd),
@@ -113,7 +113,7 @@ def run_child(
         check=False,
     )
     wall = time.perf_counter() - t0
-    busy1, child1 = _busy_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
+    busy1, child1 = busy_jiffies(), resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd[:4])} failed:\n{proc.stderr[-3000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])

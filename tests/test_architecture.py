@@ -31,7 +31,7 @@ LAYERS = [
     {"wrappers"},
     {"_heads", "compose", "distributed", "finetune_models"},
     {"baseline"},
-    {"cli", "__main__"},
+    {"cli", "serve", "__main__"},
 ]
 
 

@@ -464,3 +464,35 @@ def test_a_cache_folder_keeps_embeddings_across_runs(text_preset, tmp_path):
     second = run_baseline(df, **kw)
     assert cache.hits - hits == df["review"].nunique()  # nothing embedded again
     pd.testing.assert_series_equal(first["mean"], second["mean"])
+
+
+def test_settings_are_run_baselines_signature_and_fail_at_once():
+    import dataclasses
+    import inspect
+
+    from hybridml.baseline.run import Settings, run_steps
+
+    params = inspect.signature(run_baseline).parameters
+    given = {n: p.default for n, p in params.items()
+             if n not in ("data", "save_best", "save_rank", "key")}  # fmt: skip
+    fields = {f.name: f.default for f in dataclasses.fields(Settings)}
+    fields["target"] = inspect.Parameter.empty  # required in both
+    assert fields == given
+    with pytest.raises(TypeError, match="unexpected keyword argument 'stak'"):
+        run_steps(text_frame(), target="label", stak=2)  # misspelt: before any work
+    settings = Settings(target="label")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.cv = 3
+
+
+def test_a_run_changes_no_step_state(text_preset):
+    """The plan is frozen: the splitter comes back in the session."""
+    import dataclasses
+
+    from hybridml.baseline.run import run_steps
+
+    session = run_steps(text_frame(), target="label", text="review",
+                        backbones=(), heads="logreg", cv=2, stack=0)  # fmt: skip
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        session.plan.cv = 3
+    assert type(session.splitter).__name__ == session.board.attrs["splitter"]

@@ -10,7 +10,8 @@ import pytest
 
 import hybridml
 
-HEAVY = ("keras", "keras_hub", "tensorflow", "jax", "torch", "xgboost")
+HEAVY = ("keras", "keras_hub", "tensorflow", "jax", "torch", "xgboost", "fastapi",
+         "uvicorn")  # fmt: skip
 
 
 def _run(code: str) -> subprocess.CompletedProcess:

@@ -166,8 +166,7 @@ def test_every_row_the_leaderboard_makes_saves_and_loads(text_preset, tmp_path, 
         loaded = load_model(path)
         np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
         # the file holds the tuned head itself: the same predictions as the search
-        result = next(r for r in session.results if r["features"] == row["features"]
-                      and r["head"] == row["head"])  # fmt: skip
+        result = session.result_for(row)
         searched = clone(result["_model"]).fit(session.X, session.plan.y)
         np.testing.assert_array_equal(
             strip_searches(clone(searched)).fit(session.X, session.plan.y)

@@ -26,3 +26,23 @@ def check_int(value: Any, name: str, *, minimum: int = 1) -> int:
     if value < minimum:
         raise ValueError(f"{name}: got {value!r}. Expected an integer >= {minimum}.")
     return int(value)
+
+
+def split_names(value: Any) -> list[str]:
+    """Names from ``"a,b"``, ``["a", "b,c"]`` or None: the one comma-list rule.
+
+    Examples
+    --------
+    >>> split_names("a, b"), split_names(["a", "b,c"]), split_names(None)
+    (['a', 'b'], ['a', 'b', 'c'], [])
+    """
+    if value is None:
+        return []
+    items = [value] if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out += [v.strip() for v in item.split(",") if v.strip()]
+        else:
+            out.append(item)
+    return out

@@ -17,9 +17,8 @@ import numpy as np
 import pandas as pd
 
 from .._defaults import DEFAULT_IMAGE_BACKBONE, DEFAULT_TEXT_BACKBONE
-from . import features as _features
-from . import table as _checks
-from .saved import block_key
+from . import features, table
+from .blocks import block_key
 
 __all__ = ["embed_frame"]
 
@@ -77,10 +76,10 @@ def embed_frame(
     >>> embed_frame(frame, image="img", backbone=model).columns.tolist()
     ['label', 'img_emb0', 'img_emb1', 'img_emb2']
     """
-    frame, base = _checks.read_data(data)
-    text = _checks.check_columns(frame, text, "text")
-    image = _checks.check_columns(frame, image, "image")
-    _checks.check_roles(None, text, image)
+    frame, base = table.read_data(data)
+    text = table.check_columns(frame, text, "text")
+    image = table.check_columns(frame, image, "image")
+    table.check_roles(None, text, image)
     if bool(text) == bool(image):
         raise ValueError(
             f"columns to embed: got text={text!r} and image={image!r}. Expected "
@@ -90,16 +89,16 @@ def embed_frame(
     if keep == "all":
         kept = [c for c in frame.columns if c not in {*text, *image}]
     else:
-        kept = _checks.check_columns(frame, keep or (), "keep")
+        kept = table.check_columns(frame, keep or (), "keep")
     for col in text:
-        _checks.check_text(frame[col], col)
-    images = {col: _checks.image_items(frame[col], col, base) for col in image}
+        table.check_text(frame[col], col)
+    images = {col: table.image_items(frame[col], col, base) for col in image}
     default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
     spec = default if backbone is None else backbone
     embedder, modality, _ = _load(
-        spec, cache, progress, _checks.make_printer(0), batch_size=batch_size
+        spec, cache, progress, table.make_printer(0), batch_size=batch_size
     )
-    _columns_for(modality, _display_name(spec, []), text, image)
+    _columns_for(modality, display_name(spec, []), text, image)
     out = [frame[kept].reset_index(drop=True)]
     for col in text or image:
         vectors = embedder.fit_transform(frame[col] if text else images[col])
@@ -108,7 +107,41 @@ def embed_frame(
     return pd.concat(out, axis=1)
 
 
-def _backbones(backbones: Any, text: list, image: list) -> list:
+def embed_file(
+    data: Any,
+    output: str | os.PathLike,
+    *,
+    cache: Any = None,
+    say: Callable[[str], None] = lambda line: None,
+    **options: Any,
+) -> pd.DataFrame:
+    """:func:`embed_frame`, written to ``output`` (CSV / Parquet), resumable.
+
+    Finished batches go to a cache, so an interrupted run resumes. Without
+    ``cache`` it is a file beside the output (``<output>.cache.sqlite``),
+    removed once the output is written; ``say`` hears that a run resumes.
+    """
+    from ..cache.sqlite import remove_database
+    from ..cache.store import EmbeddingCache
+    from .table import write_table
+
+    store = cache
+    if cache is None:
+        path = Path(output).with_name(Path(output).name + ".cache.sqlite")
+        found = path.exists()
+        store = EmbeddingCache(path)
+        if found:
+            say(f"resuming from {path} ({len(store)} rows already embedded)")
+    frame = embed_frame(data, cache=store, **options)
+    write_table(frame, output)  # never a half-written file under the name
+    if cache is None:
+        store.close()
+        remove_database(store.path)
+    return frame
+
+
+def backbone_specs(backbones: Any, text: list, image: list) -> list:
+    """The backbones of a run: the default per modality, or the ones given."""
     if backbones is None:
         return ([DEFAULT_TEXT_BACKBONE] if text else []) + (
             [DEFAULT_IMAGE_BACKBONE] if image else []
@@ -125,7 +158,8 @@ def _backbones(backbones: Any, text: list, image: list) -> list:
     return backbones
 
 
-def _display_name(spec: Any, others: list) -> str:
+def display_name(spec: Any, others: list) -> str:
+    """A backbone's short name on the board (its folder's name, unless two clash)."""
     if isinstance(spec, (str, os.PathLike)):
         text = str(spec).rstrip("/\\")
         name = Path(text).name if os.sep in text or "/" in text else text
@@ -153,7 +187,7 @@ def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
     t0 = time.perf_counter()
     modality = get_embedder(spec).modality  # the transformer's fit reuses it
     seconds = time.perf_counter() - t0
-    say(f"loaded {_display_name(spec, [])} ({modality}) in {seconds:.1f} s")
+    say(f"loaded {display_name(spec, [])} ({modality}) in {seconds:.1f} s")
     return embedder, modality, seconds
 
 
@@ -187,7 +221,7 @@ def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list,
     """
     specs, frame = plan.specs, plan.frame
     blocks, rows, load_s = {}, [], {}
-    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
+    names = [display_name(s, [o for o in specs if o is not s]) for s in specs]
     for name, (_, modality, seconds) in zip(names, embedders, strict=True):
         load_s[name] = seconds
         _columns_for(modality, name, plan.text, plan.image)  # check all first
@@ -213,7 +247,7 @@ def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list,
             rows.append(("deep", name, head, block_key(i), seconds))
     if plan.image:
         t0 = time.perf_counter()
-        feats = [_features.image_features(plan.images[c], c) for c in plan.image]
+        feats = [features.image_features(plan.images[c], c) for c in plan.image]
         seconds = (time.perf_counter() - t0) / 2  # both sets computed together
         for kind in ("pixels", "hog"):
             blocks[block_key(kind)] = np.hstack([f[kind] for f in feats])

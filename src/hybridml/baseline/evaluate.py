@@ -21,19 +21,14 @@ from sklearn.preprocessing import OrdinalEncoder
 from threadpoolctl import threadpool_limits
 
 from .. import _heads
-from . import table as _checks
 
 _STACK_FOLDS = 3
 
 
 def evaluate_candidates(
-    plan: Any, X: pd.DataFrame, candidates: list, say: Callable
+    plan: Any, X: pd.DataFrame, models: list, splitter: Any, say: Callable
 ) -> list[dict]:
     """Cross-validate every candidate, then the stack of the best and chance."""
-    splitter = _checks.make_splitter(
-        plan.task, plan.cv, plan.group_ids is not None, plan.random_state
-    )
-    plan.splitter = splitter
 
     def evaluate(cand):
         return _evaluate(
@@ -46,7 +41,7 @@ def evaluate_candidates(
     # spinning threads made LogisticRegression 40x and HistGradientBoosting
     # 10-100x slower than one (measured). Folds parallelise with n_jobs instead.
     with threadpool_limits(limits=1):
-        for cand in candidates:
+        for cand in models:
             say(f"cross-validating {cand['features']} + {cand['head']}")
             results.append(evaluate(cand))
         stack = plan.stack
@@ -77,7 +72,8 @@ def design_matrix(frame, text, numeric, categorical, blocks) -> pd.DataFrame:
     return pd.concat(pieces, axis=1)
 
 
-def _candidates(rows, blocks, text, numeric, categorical, heads, task, seed):
+def candidates(rows, blocks, text, numeric, categorical, heads, task, seed):
+    """The leaderboard's unfitted models: each row's features x head, baselines."""
     tab = _heads.tabular_columns(numeric, categorical)
     suffix = " + tabular" if tab else ""
     out = []

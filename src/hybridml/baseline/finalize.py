@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 from sklearn.base import clone
 
 from .._validation import check_int
+from .blocks import block_key
 from .features import pixel_mode
-from .saved import HybridModel, block_key
+from .saved import HybridModel
+from .table import value_kind
 
 
 def pick_result(session: Any, rank: Any) -> tuple[dict, dict]:
@@ -38,10 +39,9 @@ def pick_result(session: Any, rank: Any) -> tuple[dict, dict]:
             f"rank: got {rank}, the chance row. Expected a model that reads the "
             "features. Pick another rank."
         )
-    for result in session.results:
-        key = (result["features"], result["head"], result["kind"])
-        if key == (row["features"], row["head"], row["kind"]):
-            return row, result
+    result = session.result_for(row)
+    if result is not None:
+        return row, result
     raise LookupError(f"no evaluation result for leaderboard rank {rank}")
 
 
@@ -142,18 +142,6 @@ def block_specs(embedders: list, plan: Any) -> list[dict]:
             }
         )
     return out
-
-
-def value_kind(values: pd.Series) -> str:
-    """What a column holds, as a model file records it: number, bool, string."""
-    if pd.api.types.is_bool_dtype(values):
-        return "bool"
-    if pd.api.types.is_numeric_dtype(values):
-        return "number"
-    present = values.dropna()
-    if len(present) and present.map(lambda v: isinstance(v, str)).all():
-        return "string"
-    return "mixed"
 
 
 def column_schema(plan: Any) -> dict:

@@ -19,7 +19,8 @@ import os
 from operator import itemgetter
 from typing import Any
 
-from .. import _heads as _features
+from .. import _heads
+from .._validation import split_names
 
 __all__ = ["KINDS", "TUNED_HEAD", "check_finetune", "finetune_candidates"]
 
@@ -33,9 +34,8 @@ def check_finetune(value: Any) -> tuple[str, ...]:
         return ()
     if value is True:
         return KINDS
-    items = value.split(",") if isinstance(value, str) else value
     try:
-        kinds = tuple(dict.fromkeys(str(k).strip() for k in items if str(k).strip()))
+        kinds = tuple(dict.fromkeys(str(k) for k in split_names(value)))
     except TypeError:
         kinds = ("?",)
     bad = [k for k in kinds if k not in KINDS]
@@ -87,8 +87,8 @@ def finetune_candidates(
             )
             for col in text
         ]
-        model = _features.select(
-            "features", [*parts, *tab], _features.make_head(TUNED_HEAD, task, seed)
+        model = _heads.select(
+            "features", [*parts, *tab], _heads.make_head(TUNED_HEAD, task, seed)
         )
         out.append(
             dict(

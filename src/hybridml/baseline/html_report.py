@@ -69,11 +69,9 @@ def _pick(session: Any, *, single: bool, deep: bool = False) -> tuple[dict, Any]
             continue
         if deep and row["kind"] != "deep":
             continue
-        for r in session.results:
-            if (r["features"], r["head"], r["kind"]) == (
-                row["features"], row["head"], row["kind"],
-            ):  # fmt: skip
-                return row.to_dict(), r["_model"]
+        result = session.result_for(row)
+        if result is not None:
+            return row.to_dict(), result["_model"]
     return ({}, None) if not deep else _pick(session, single=single)
 
 
@@ -161,7 +159,7 @@ def _diagnostics(session: Any, row: dict, model: Any) -> str:
     plan = session.plan
     with threadpool_limits(limits=1):
         pred = cross_val_predict(
-            clone(model), session.X, plan.y, groups=plan.group_ids, cv=plan.splitter
+            clone(model), session.X, plan.y, groups=plan.group_ids, cv=session.splitter
         )
     name = html.escape(f"{row['features']} + {row['head']}")
     title = (
@@ -241,7 +239,7 @@ def _curve(session: Any, row: dict, model: Any) -> str:
         warnings.simplefilter("ignore", FitFailedWarning)
         sizes, _, test = learning_curve(
             clone(model), session.X, plan.y, groups=plan.group_ids,
-            train_sizes=TRAIN_SIZES, cv=plan.splitter, scoring=plan.scorer,
+            train_sizes=TRAIN_SIZES, cv=session.splitter, scoring=plan.scorer,
             shuffle=True, random_state=plan.random_state, error_score=np.nan,
         )  # fmt: skip
     test = plan.sign * test

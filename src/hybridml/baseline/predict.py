@@ -20,11 +20,9 @@ import numpy as np
 import pandas as pd
 from sklearn.compose import ColumnTransformer
 
-from . import features as _features
-from . import table as _checks
+from . import features, table
+from .blocks import block_key, block_of
 from .evaluate import design_matrix as _matrix
-from .finalize import value_kind
-from .saved import block_key
 
 
 def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
@@ -33,7 +31,7 @@ def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
     ``base`` is the folder relative image paths resolve against; a file path
     as ``data`` gives its own folder, as in training.
     """
-    frame, file_base = _checks.read_data(data)
+    frame, file_base = table.read_data(data)
     base = file_base if file_base is not None else base
     frame = frame.copy()  # never change the caller's table
     missing = [c for c in model.columns if c not in frame.columns]
@@ -45,12 +43,12 @@ def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
         )
     roles = model.roles
     for col in roles["text"]:
-        _checks.check_text(frame[col], col)
+        table.check_text(frame[col], col)
     for col in roles["numeric"]:
         frame[col] = _numbers(frame[col], col)
     for col in roles["categorical"]:
         frame[col] = _categories(frame[col], col, model.schema.get(col, {}))
-    images = {c: _checks.image_items(frame[c], c, base) for c in roles["image"]}
+    images = {c: table.image_items(frame[c], c, base) for c in roles["image"]}
     return frame, base, images
 
 
@@ -70,7 +68,7 @@ def _numbers(column: pd.Series, col: str) -> pd.Series:
 def _categories(column: pd.Series, col: str, entry: dict) -> pd.Series:
     """The column as training saw it; its kind checked, unseen levels named."""
     kind, levels = entry.get("kind"), entry.get("levels", [])
-    got = value_kind(column)
+    got = table.value_kind(column)
     if kind in ("string", "number", "bool") and got not in (kind, "mixed"):
         column = _coerce(column, col, kind, got, levels)
     unseen = sorted({str(v) for v in column.dropna() if v not in set(levels)})
@@ -116,9 +114,7 @@ def needed_keys(pipeline: Any) -> set[str]:
         if isinstance(part, ColumnTransformer):
             for _, _, cols in part.transformers:
                 if isinstance(cols, (list, tuple)):
-                    for col in cols:
-                        if isinstance(col, str) and col.startswith("_hml"):
-                            keys.add(col[: col.index("_", 4) + 1])
+                    keys |= {block_of(col) for col in cols} - {None}
     return keys
 
 
@@ -135,7 +131,7 @@ def design_matrix(
     pixel_keys = {block_key("pixels"), block_key("hog")}
     if pixel_keys & keys:
         feats = [
-            _features.image_features(images[c], c, model.schema[c]["mode"])
+            features.image_features(images[c], c, model.schema[c]["mode"])
             for c in model.roles["image"]
         ]
         for kind in ("pixels", "hog"):
@@ -207,8 +203,13 @@ def prediction_frame(
     cache: Any = None,
 ) -> pd.DataFrame:
     """The table ``hybridml predict`` writes: kept columns, predictions, proba."""
-    frame, base = _checks.read_data(data)
-    keep = _checks.check_columns(frame, list(keep), "keep")
+    frame, base = table.read_data(data)
+    keep = table.check_columns(frame, list(keep), "keep")
+    if proba and model.task != "classification":
+        raise ValueError(
+            f"--proba: got a {model.task} model. Expected a classification model "
+            "for class probabilities. Drop --proba."
+        )
     if proba:
         model.check_proba()  # the one-line error, before embedding
     out = frame[keep].reset_index(drop=True)
@@ -219,21 +220,3 @@ def prediction_frame(
         for j, c in enumerate(model.classes):
             out[f"proba_{c}"] = p[:, j]
     return out
-
-
-def write_table(frame: pd.DataFrame, output: str | os.PathLike) -> None:
-    """Write ``frame`` as CSV or Parquet (by suffix), atomically; ``-``: stdout."""
-    import sys
-
-    from .._atomic import atomic_path
-
-    if os.fspath(output) == "-":
-        frame.to_csv(sys.stdout, index=False)
-        return
-    output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
-        if output.suffix.lower() == ".csv":
-            frame.to_csv(tmp, index=False)
-        else:
-            frame.to_parquet(tmp, index=False)

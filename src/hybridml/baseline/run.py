@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +31,51 @@ import pandas as pd
 
 from .. import _heads
 from .._validation import check_int
-from . import table as _checks
-from .embed_table import _backbones, _display_name, embed_blocks, load_backbones
-from .evaluate import _candidates, design_matrix, evaluate_candidates
+from . import table
+from .embed_table import backbone_specs, display_name, embed_blocks, load_backbones
+from .evaluate import candidates, design_matrix, evaluate_candidates
 from .finetune_rows import check_finetune
+from .tuning import check_tune
 
-__all__ = ["run_baseline", "run_steps"]
+__all__ = ["Settings", "run_baseline", "run_steps"]
 
 
-@dataclass
+@dataclass(frozen=True)
+class Settings:
+    """The parameters of :func:`run_baseline`, as one value, built once.
+
+    The field list is :func:`run_baseline`'s signature (a test keeps the two
+    equal); the CLI builds one directly, so a misspelt setting fails at once.
+    Defaults and meanings: see :func:`run_baseline`.
+    """
+
+    target: str
+    text: str | Sequence[str] = ()
+    image: str | Sequence[str] = ()
+    tabular: str | Sequence[str] | None = "auto"
+    groups: str | None = None
+    backbones: str | Sequence[Any] | None = None
+    heads: str | Sequence[str] | None = None
+    cv: int = 5
+    metric: str | None = None
+    task: str = "auto"
+    stack: int = 3
+    cache: Any = None
+    limit: int | None = None
+    random_state: int | None = 0
+    n_jobs: int | None = None
+    verbose: int = 0
+    progress: bool = False
+    tune: bool = True
+    finetune: bool | str | Sequence[str] = False
+
+
+@dataclass(frozen=True)
 class Plan:
     """What :func:`validate` learned about the table and the settings.
 
-    Everything here is known before any backbone loads; the later steps read
-    it and add nothing but ``splitter``.
+    Everything here is known before any backbone loads; later steps read it
+    and return what they add (no step changes it).
     """
 
     frame: pd.DataFrame
@@ -69,15 +100,12 @@ class Plan:
     specs: list
     random_state: Any
     n_jobs: Any
-    splitter: Any = field(default=None)
-    tune: bool = True
-    tuning: list = field(default_factory=list)
-    finetune: tuple = ()
-    modalities: list = field(default_factory=list)
-    verbose: int = 0
+    tune: bool
+    finetune: tuple
+    verbose: int
 
 
-@dataclass
+@dataclass(frozen=True)
 class Session:
     """What a run leaves behind for saving the winner and the HTML report."""
 
@@ -86,6 +114,15 @@ class Session:
     X: pd.DataFrame
     results: list
     embedders: list
+    splitter: Any
+
+    def result_for(self, row: Any) -> dict | None:
+        """The evaluation result a board row came from (the one matching rule)."""
+        key = (row["features"], row["head"], row["kind"])
+        for result in self.results:
+            if (result["features"], result["head"], result["kind"]) == key:
+                return result
+        return None
 
 
 def run_baseline(
@@ -257,13 +294,9 @@ def run_baseline(
         check_output_file(check_model_path(save_best, "save_best"), "save_best", inputs)
         save_rank = check_int(save_rank, "save_rank", minimum=1)
         resolve_key(key)
-    session = run_steps(
-        data, target=target, text=text, image=image, tabular=tabular,
-        groups=groups, backbones=backbones, heads=heads, cv=cv, metric=metric,
-        task=task, stack=stack, cache=cache, limit=limit,
-        random_state=random_state, n_jobs=n_jobs, verbose=verbose,
-        progress=progress, tune=tune, finetune=finetune,
-    )  # fmt: skip
+    given = locals()
+    settings = Settings(**{f.name: given[f.name] for f in fields(Settings)})
+    session = run_steps(data, settings)
     if save_best is not None:
         from .workflow import save_best as _save
 
@@ -271,134 +304,118 @@ def run_baseline(
     return session.board
 
 
-def run_steps(
-    data: Any,
-    *,
-    cache: Any = None,
-    verbose: int = 0,
-    progress: bool = False,
-    tune: bool = True,
-    finetune: Any = False,
-    **settings: Any,
-) -> Session:
-    """:func:`run_baseline`, keeping the design matrix and the unfitted models."""
-    from .tuning import check_tune
+def run_steps(data: Any, settings: Settings | None = None, **kwargs: Any) -> Session:
+    """:func:`run_baseline`, keeping the design matrix and the unfitted models.
 
+    Pass a :class:`Settings`, or its fields as keywords (checked at once).
+    """
+    settings = settings if settings is not None else Settings(**kwargs)
     start = time.perf_counter()
-    say = _checks.make_printer(verbose)
-    plan = validate(data, **settings)
-    plan.tune = check_tune(tune)
-    plan.finetune = check_finetune(finetune)
-    plan.verbose = verbose
+    say = table.make_printer(settings.verbose)
+    plan = validate(data, settings)
     # Everything above is cheap validation; the work starts here.
-    embedders = load_backbones(plan.specs, cache, progress, say)
-    plan.modalities = [modality for _, modality, _ in embedders]
+    embedders = load_backbones(plan.specs, settings.cache, settings.progress, say)
     say(
         f"{len(plan.frame)} rows, {plan.task}, {plan.cv}-fold CV, "
         f"metric {plan.metric_name}"
     )
     blocks, rows, load_s = embed_blocks(plan, embedders, say)
-    X, candidates = configure(plan, blocks, rows)
-    results = evaluate_candidates(plan, X, candidates, say)
-    board = assemble_board(plan, results, load_s, time.perf_counter() - start, say)
-    return Session(board, plan, X, results, embedders)
-
-
-def validate(
-    data: Any,
-    *,
-    target: str,
-    text: Any,
-    image: Any,
-    tabular: Any,
-    groups: Any,
-    backbones: Any,
-    heads: Any,
-    cv: Any,
-    metric: Any,
-    task: str,
-    stack: Any,
-    limit: Any,
-    random_state: Any,
-    n_jobs: Any,
-) -> Plan:
-    """Read and check the table and every setting; raise before any model work."""
-    frame, base = _checks.read_data(data)
-    text = _checks.check_columns(frame, text, "text")
-    image = _checks.check_columns(frame, image, "image")
-    [target] = _checks.check_columns(frame, [target], "target")
-    group = _checks.check_columns(
-        frame, [groups] if groups is not None else [], "groups"
+    X = design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
+    models, tuning = configure(plan, blocks, rows, [m for _, m, _ in embedders])
+    splitter = table.make_splitter(
+        plan.task, plan.cv, plan.group_ids is not None, plan.random_state
     )
-    _checks.check_roles(target, text, image, group)
+    results = evaluate_candidates(plan, X, models, splitter, say)
+    elapsed = time.perf_counter() - start
+    board = assemble_board(plan, results, tuning, splitter, load_s, elapsed, say)
+    return Session(board, plan, X, results, embedders, splitter)
+
+
+def validate(data: Any, settings: Settings) -> Plan:
+    """Read and check the table and every setting; raise before any model work."""
+    s = settings
+    frame, base = table.read_data(data)
+    text = table.check_columns(frame, s.text, "text")
+    image = table.check_columns(frame, s.image, "image")
+    [target] = table.check_columns(frame, [s.target], "target")
+    group = table.check_columns(
+        frame, [s.groups] if s.groups is not None else [], "groups"
+    )
+    table.check_roles(target, text, image, group)
     used = [target, *text, *image, *group]
-    numeric, categorical, ignored = _checks.split_tabular(frame, tabular, used)
-    _checks.warn_unused(frame, ignored)
+    numeric, categorical, ignored = table.split_tabular(frame, s.tabular, used)
+    table.warn_unused(frame, ignored)
     if not (text or image or numeric or categorical):
         raise ValueError(
             "features: got none. Expected at least one text, image or tabular "
             f"column besides the target {target!r}. Name them with text=..., "
             "image=... or tabular=[...]."
         )
-    heads = _checks.check_heads(heads)
-    cv = check_int(cv, "cv", minimum=2)
-    stack = check_int(stack, "stack", minimum=0)
-    if limit is not None:
-        limit = check_int(limit, "limit", minimum=2)
-    task = _checks.infer_task(frame[target], task, target)
-    scorer, metric_name, sign = _checks.get_metric(metric, task)
-    frame = _checks.subsample(frame, target, limit, task, random_state)
-    y = _checks.check_target(frame[target], task, cv, target)
-    group_ids = _checks.check_groups(frame[group[0]], cv) if group else None
+    heads = table.check_heads(s.heads)
+    cv = check_int(s.cv, "cv", minimum=2)
+    stack = check_int(s.stack, "stack", minimum=0)
+    limit = None if s.limit is None else check_int(s.limit, "limit", minimum=2)
+    task = table.infer_task(frame[target], s.task, target)
+    scorer, metric_name, sign = table.get_metric(s.metric, task)
+    frame = table.subsample(frame, target, limit, task, s.random_state)
+    y = table.check_target(frame[target], task, cv, target)
+    group_ids = table.check_groups(frame[group[0]], cv) if group else None
     for col in text:
-        _checks.check_text(frame[col], col)
-    images = {col: _checks.image_items(frame[col], col, base) for col in image}
-    specs = _backbones(backbones, text, image)
-
+        table.check_text(frame[col], col)
+    images = {col: table.image_items(frame[col], col, base) for col in image}
     return Plan(
         frame=frame, base=base, target=target, text=text, image=image,
         group=group, numeric=numeric, categorical=categorical, ignored=ignored,
         heads=heads, cv=cv, stack=stack, task=task, scorer=scorer,
         metric_name=metric_name, sign=sign, y=y, group_ids=group_ids,
-        images=images, specs=specs, random_state=random_state, n_jobs=n_jobs,
+        images=images, specs=backbone_specs(s.backbones, text, image),
+        random_state=s.random_state, n_jobs=s.n_jobs, tune=check_tune(s.tune),
+        finetune=check_finetune(s.finetune), verbose=s.verbose,
     )  # fmt: skip
 
 
-def configure(plan: Plan, blocks: dict, rows: list) -> tuple[pd.DataFrame, list]:
-    """The design matrix and the candidate models (features x heads)."""
-    X = design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
-    candidates = _candidates(
+def configure(
+    plan: Plan, blocks: dict, rows: list, modalities: list
+) -> tuple[list, list]:
+    """The candidate models (features x heads) and what tuning searched."""
+    models = candidates(
         rows, blocks, plan.text, plan.numeric, plan.categorical, plan.heads,
         plan.task, plan.random_state,
     )  # fmt: skip
+    tuning: list = []
     if plan.tune:
         from .tuning import tune_candidates
 
-        plan.tuning = tune_candidates(candidates, plan)
+        tuning = tune_candidates(models, plan)
     if plan.finetune:
-        candidates += _finetune_candidates(plan)
-    return X, candidates
+        models += _finetune_candidates(plan, modalities)
+    return models, tuning
 
 
-def _finetune_candidates(plan: Plan) -> list:
+def _finetune_candidates(plan: Plan, modalities: list) -> list:
     """The ``finetune=`` rows: tuned inside each fold (baseline.finetune_rows)."""
     from .finetune_rows import describe, finetune_candidates
 
     specs = plan.specs
-    names = [_display_name(s, [o for o in specs if o is not s]) for s in specs]
+    names = [display_name(s, [o for o in specs if o is not s]) for s in specs]
     tab = _heads.tabular_columns(plan.numeric, plan.categorical)
     tuned = finetune_candidates(
-        specs, names, plan.modalities, plan.text, tab, plan.task,
+        specs, names, modalities, plan.text, tab, plan.task,
         plan.random_state, kinds=plan.finetune,
     )  # fmt: skip
     if tuned:
-        say = _checks.make_printer(plan.verbose)
-        say(describe(tuned))
+        table.make_printer(plan.verbose)(describe(tuned))
     return tuned
 
 
 def assemble_board(
-    plan: Plan, results: list, load_s: dict, elapsed: float, say: Callable
+    plan: Plan,
+    results: list,
+    tuning: list,
+    splitter: Any,
+    load_s: dict,
+    elapsed: float,
+    say: Callable,
 ) -> pd.DataFrame:
     """The leaderboard: one row per model, best first, settings in ``attrs``."""
     board = pd.DataFrame(
@@ -421,23 +438,23 @@ def assemble_board(
         "metric": plan.metric_name,
         "greater_is_better": plan.sign > 0,
         "cv": plan.cv,
-        "splitter": type(plan.splitter).__name__,
+        "splitter": type(splitter).__name__,
         "groups": plan.group[0] if plan.group else None,
         "n_rows": len(plan.frame),
         "target": plan.target,
         "classes": [
-            str(c) for c in _checks.class_names(plan.frame[plan.target], plan.task)
+            str(c) for c in table.class_names(plan.frame[plan.target], plan.task)
         ],
         "text": plan.text,
         "image": plan.image,
         "numeric": plan.numeric,
         "categorical": plan.categorical,
         "ignored": plan.ignored,
-        "backbones": [_display_name(s, []) for s in plan.specs],
+        "backbones": [display_name(s, []) for s in plan.specs],
         "load_s": load_s,
         "random_state": plan.random_state,
         "warnings": notes,
-        "tuning": list(plan.tuning) if plan.tune else None,
+        "tuning": list(tuning) if plan.tune else None,
         "elapsed_s": elapsed,
     }
     return board

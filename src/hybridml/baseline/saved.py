@@ -34,6 +34,7 @@ import pandas as pd
 from .._atomic import atomic_write_bytes, check_output_file
 from . import archive
 from .archive import FORMAT_VERSION
+from .blocks import block_key
 
 __all__ = ["HybridModel", "load_model", "save_model"]
 
@@ -58,17 +59,6 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[name] = "absent"
     return out
-
-
-def block_key(index: int | str) -> str:
-    """The column prefix of a feature block in the design matrix.
-
-    Backbone ``i`` gives ``_hml{i}_``; the classical image blocks ``"pixels"``
-    and ``"hog"`` give ``_hmlpixels_`` / ``_hmlhog_``. The one home of the
-    scheme: the leaderboard builds these names, a model file stores them, and
-    :func:`hybridml.baseline.predict.needed_keys` reads them back.
-    """
-    return f"_hml{index}_"
 
 
 @dataclass
@@ -164,7 +154,24 @@ def save_model(
 
     Examples
     --------
-    See :func:`load_model`.
+    A hand-made one-column model (``run_baseline(..., save_best=...)`` saves a
+    leaderboard row the same way):
+
+    >>> import tempfile, pandas as pd
+    >>> from sklearn.compose import ColumnTransformer
+    >>> from sklearn.linear_model import Ridge
+    >>> from sklearn.pipeline import Pipeline
+    >>> from hybridml import save_model
+    >>> from hybridml.baseline.saved import HybridModel
+    >>> df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]})
+    >>> cols = ColumnTransformer([("numeric", "passthrough", ["x"])])
+    >>> pipe = Pipeline([("features", cols), ("head", Ridge())]).fit(df[["x"]], df["y"])
+    >>> roles = dict(target="y", text=[], image=[], numeric=["x"],
+    ...              categorical=[], groups=None)
+    >>> model = HybridModel(pipe, "regression", [], roles, [], {"head": "ridge"},
+    ...                     schema={"x": {"role": "numeric", "kind": "number"}})
+    >>> save_model(model, tempfile.mkdtemp() + "/m.hml", key="x" * 16).suffix
+    '.hml'
     """
     import skops.io as sio
 

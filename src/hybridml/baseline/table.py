@@ -27,6 +27,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from .._columns import column_kind
 from .._heads import HEADS
+from .._validation import split_names
 
 
 def make_printer(verbose: int) -> Callable[[str], None]:
@@ -139,9 +140,7 @@ def _read_cp1252(path: Path, sep: str, exc: UnicodeDecodeError) -> pd.DataFrame:
 def check_columns(frame: pd.DataFrame, names: Any, role: str) -> list[str]:
     if names is None:
         return []
-    if isinstance(names, str):
-        names = [n.strip() for n in names.split(",") if n.strip()]
-    names = list(names)
+    names = split_names(names)
     columns = [str(c) for c in frame.columns]
     for name in names:
         if name not in frame.columns:
@@ -176,7 +175,7 @@ def split_tabular(
     if spec is None or (not isinstance(spec, str) and len(spec) == 0):
         return [], [], []
     if isinstance(spec, str) and spec != "auto":
-        spec = [s.strip() for s in spec.split(",") if s.strip()]
+        spec = split_names(spec)
     if spec == "auto":
         # the package's one column rule (hybridml._columns); text and image
         # columns not named as such are not tabular features
@@ -230,9 +229,7 @@ def check_heads(heads: Any) -> list[str]:
         except ImportError:
             default.remove("xgb")
         return default
-    if isinstance(heads, str):
-        heads = [h.strip() for h in heads.split(",") if h.strip()]
-    heads = list(heads)
+    heads = split_names(heads)
     for head in heads:
         if head not in HEADS:
             close = difflib.get_close_matches(str(head), HEADS, n=1)
@@ -363,6 +360,18 @@ def class_names(y: pd.Series, task: str) -> list:
     return sorted(y.astype(str).unique()) if task == "classification" else []
 
 
+def value_kind(values: pd.Series) -> str:
+    """What a column holds, as a model file records it: number, bool, string."""
+    if pd.api.types.is_bool_dtype(values):
+        return "bool"
+    if pd.api.types.is_numeric_dtype(values):
+        return "number"
+    present = values.dropna()
+    if len(present) and present.map(lambda v: isinstance(v, str)).all():
+        return "string"
+    return "mixed"
+
+
 def check_text(values: pd.Series, col: str) -> None:
     bad = values.isna() | ~values.map(lambda v: isinstance(v, str))
     if bad.any():
@@ -430,3 +439,21 @@ def check_images_decode(items: list, col: str) -> None:
             "Expected complete image files (PNG, JPEG, ...). Replace those files "
             "or drop their rows."
         )
+
+
+def write_table(frame: pd.DataFrame, output: str | os.PathLike) -> None:
+    """Write ``frame`` as CSV or Parquet (by suffix), atomically; ``-``: stdout."""
+    import sys
+
+    from .._atomic import atomic_path
+
+    if os.fspath(output) == "-":
+        frame.to_csv(sys.stdout, index=False)
+        return
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(output) as tmp:
+        if output.suffix.lower() == ".csv":
+            frame.to_csv(tmp, index=False)
+        else:
+            frame.to_parquet(tmp, index=False)

@@ -8,39 +8,38 @@ import sys
 import time
 from pathlib import Path
 
+from .._validation import split_names
+
 DEFAULT_OUTPUT = "hybridml-report"
 DEMO_LIMIT = 2000  # measured: 2-5 min on 2 busy CPU cores; 4000 for all rows
 
 
 def baseline(args: argparse.Namespace) -> int:
     from .._atomic import check_writable_folder
-    from ..baseline.run import run_steps
+    from ..baseline.run import Settings, run_steps
 
     check_writable_folder(args.output, "--output")  # before the CV run
     _check_save_path(args, inputs=[args.data])
-    session = run_steps(
-        args.data,
+    settings = Settings(
         target=args.target,
-        text=_split(args.text),
-        image=_split(args.image),
+        text=split_names(args.text),
+        image=split_names(args.image),
         tabular=_tabular(args.tabular),
         groups=args.groups,
         backbones=_backbones(args),
         heads=args.heads,
-        cv=args.cv,
         metric=args.metric,
         task=args.task,
         stack=args.stack,
-        tune=not args.no_tune,
         finetune=args.finetune,
-        **_run_options(args),
+        **_shared(args),
     )
-    return _finish(session, args)
+    return _finish(run_steps(args.data, settings), args)
 
 
 def demo(args: argparse.Namespace) -> int:
     from .._atomic import check_writable_folder
-    from ..baseline.run import run_steps
+    from ..baseline.run import Settings, run_steps
     from ..datasets import load_rotten_tomatoes
 
     check_writable_folder(args.output, "--output")
@@ -51,74 +50,51 @@ def demo(args: argparse.Namespace) -> int:
         f"{args.cv}-fold CV, each film's reviews in one fold)?",
         file=sys.stderr,
     )
-    session = run_steps(
-        load_rotten_tomatoes(),
+    settings = Settings(
         target="label",
         text="text",
-        image=(),
         tabular=None,
         groups="movie",  # a film's reviews stay on one side of every split
         backbones=args.backbone or None,
         heads=args.heads,
-        cv=args.cv,
-        metric=None,
-        task="auto",
-        stack=3,
-        tune=not args.no_tune,
-        **_run_options(args),
+        **_shared(args),
     )
-    return _finish(session, args)
+    return _finish(run_steps(load_rotten_tomatoes(), settings), args)
 
 
-def _run_options(args: argparse.Namespace) -> dict:
-    """Return the run_baseline options that ``baseline`` and ``demo`` share."""
+def _shared(args: argparse.Namespace) -> dict:
+    """The :class:`~hybridml.baseline.run.Settings` fields of both commands."""
     return {
+        "cv": args.cv,
         "cache": args.cache,
         "limit": args.limit,
         "random_state": args.seed,
         "n_jobs": args.n_jobs,
         "verbose": 0 if args.quiet else 1,
         "progress": not args.quiet,
+        "tune": not args.no_tune,
     }
 
 
 def embed(args: argparse.Namespace) -> int:
-    from ..baseline import embed_frame
-    from ..baseline.predict import write_table
-    from ..cache.sqlite import remove_database
+    from ..baseline.embed_table import embed_file
 
     output = _table_output(
         args.output, ".parquet or .csv", "embeddings.parquet", [args.data]
     )
-    # Finished batches go to the cache, so an interrupted run resumes. Without
-    # --cache it lives next to the output and is removed once the file is written.
-    cache = args.cache
-    if cache is None:
-        from ..cache.store import EmbeddingCache
-
-        path = output.with_name(output.name + ".cache.sqlite")
-        found = path.exists()
-        cache = EmbeddingCache(path)
-        if found:
-            print(
-                f"resuming from {path} ({len(cache)} rows already embedded)",
-                file=sys.stderr,
-            )
     start = time.perf_counter()
-    frame = embed_frame(
+    frame = embed_file(
         args.data,
-        text=_split(args.text),
-        image=_split(args.image),
+        output,
+        text=split_names(args.text),
+        image=split_names(args.image),
         backbone=args.backbone,
         keep=_keep(args.keep),
-        cache=cache,
+        cache=args.cache,
         batch_size=args.batch_size,
         progress=not args.quiet,
+        say=lambda line: print(line, file=sys.stderr),
     )
-    write_table(frame, output)  # never a half-written file under the name
-    if args.cache is None:
-        cache.close()
-        remove_database(cache.path)
     print(
         f"wrote {output}: {len(frame)} rows x {frame.shape[1]} columns in "
         f"{time.perf_counter() - start:.1f} s"
@@ -128,7 +104,7 @@ def embed(args: argparse.Namespace) -> int:
 
 def datasets(args: argparse.Namespace) -> int:
     from .. import datasets
-    from .._atomic import atomic_path, check_writable_file
+    from ..baseline.table import write_table
 
     loaders = {
         name[len("load_") :]: getattr(datasets, name)
@@ -150,29 +126,33 @@ def datasets(args: argparse.Namespace) -> int:
         raise ValueError(
             f"dataset: got {args.name!r}. Expected one of {', '.join(loaders)}.{hint}"
         )
-    output = check_writable_file(args.output or f"{args.name}.csv", "--output")
+    output = _table_output(args.output or f"{args.name}.csv", ".csv", "wine.csv")
     frame = loaders[args.name]()
-    output.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(output) as tmp:
-        frame.to_csv(tmp, index=False)
+    write_table(frame, output)
     print(f"wrote {output}: {len(frame)} rows, columns {', '.join(frame.columns)}")
     return 0
 
 
-def _split(values: list[str] | None) -> list[str]:
-    return [v.strip() for item in values or () for v in item.split(",") if v.strip()]
+def serve(args: argparse.Namespace) -> int:
+    from ..serve import run
+
+    options = vars(args).copy()
+    for name in ("command", "handler", "model"):
+        options.pop(name)
+    run(args.model, **options)
+    return 0
 
 
 def _tabular(value: str) -> str | list[str] | None:
     if value.strip().lower() == "none":
         return None
-    return "auto" if value.strip() == "auto" else _split([value])
+    return "auto" if value.strip() == "auto" else split_names([value])
 
 
 def _keep(value: str) -> str | list[str] | None:
     if value.strip().lower() == "none":
         return None
-    return "all" if value.strip() == "all" else _split([value])
+    return "all" if value.strip() == "all" else split_names([value])
 
 
 def _backbones(args: argparse.Namespace) -> list[str] | None:
@@ -265,8 +245,9 @@ def _command_line(args: argparse.Namespace) -> str:
 
 
 def predict(args: argparse.Namespace) -> int:
-    from ..baseline.predict import prediction_frame, write_table
+    from ..baseline.predict import prediction_frame
     from ..baseline.saved import load_model
+    from ..baseline.table import write_table
 
     inputs = [args.model, args.data]
     output = (
@@ -276,7 +257,11 @@ def predict(args: argparse.Namespace) -> int:
     )
     model = load_model(args.model, key=args.key, allow_download=args.allow_download)
     frame = prediction_frame(
-        model, args.data, proba=args.proba, keep=_split(args.keep), cache=args.cache
+        model,
+        args.data,
+        proba=args.proba,
+        keep=split_names(args.keep),
+        cache=args.cache,
     )
     write_table(frame, output)
     row = model.row

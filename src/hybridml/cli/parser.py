@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from .._heads import HEADS
 from . import commands
 from .commands import DEFAULT_OUTPUT, DEMO_LIMIT
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(sub)
     _add_datasets(sub)
     _add_predict(sub)
+    _add_serve(sub)
     return parser
 
 
@@ -149,6 +151,62 @@ def _add_datasets(sub: Any) -> None:
     p.set_defaults(handler=commands.datasets)
 
 
+def _add_serve(sub: Any) -> None:
+    p = sub.add_parser(
+        "serve",
+        help="serve a saved model over HTTP, batching concurrent requests",
+        description="Load a model saved by baseline --save-best once, warm it, "
+        "and answer POST /predict (plus /schema, /health, /ready, /metrics, "
+        "/docs and a page at /). No auth, no TLS: see the README before "
+        'exposing it. Needs pip install "hybridml[serve]".',
+    )
+    p.add_argument("model", help=".hml file written by baseline --save-best")
+    p.add_argument("--host", default="127.0.0.1", help="default 127.0.0.1")
+    p.add_argument("--port", type=int, default=8000, help="default 8000")
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=64,
+        dest="max_batch",
+        help="most rows per model call (default 64; 1: no batching)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=5.0,
+        dest="max_wait_ms",
+        help="how long a request waits for others (default 5)",
+    )
+    p.add_argument("--workers", type=int, default=1, help="server processes")
+    p.add_argument(
+        "--max-rows",
+        type=int,
+        default=1000,
+        dest="max_rows",
+        help="most rows per request (default 1000)",
+    )
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=1 << 20,
+        dest="max_body_bytes",
+        help="largest body (default 1 MiB)",
+    )
+    p.add_argument(
+        "--timeout-s",
+        type=float,
+        default=30.0,
+        dest="timeout_s",
+        help="answer 504 after this many seconds (default 30)",
+    )
+    p.add_argument(
+        "--key",
+        help="passed to the model loader's signature check (visible in ps: "
+        "prefer the environment where the loader reads the key from it)",
+    )
+    p.set_defaults(handler=commands.serve)  # fmt: skip
+
+
 def _columns(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--text",
@@ -168,7 +226,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--heads",
         default=None,
-        help="comma-separated heads among logreg,svc,rf,xgb,knn (default: all)",
+        help=f"comma-separated heads among {','.join(HEADS)} (default: all)",
     )
     p.add_argument(
         "--cv", type=int, default=5, help="cross-validation folds (default 5)"
