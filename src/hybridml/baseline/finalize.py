@@ -70,7 +70,7 @@ def finalize(session: Any, rank: int = 1) -> HybridModel:
             "with --save RANK."
         )
     plan = session.plan
-    blocks = block_specs(session.embedders, plan)
+    blocks = block_specs(session.transformers, plan)
     pipeline = strip_searches(clone(result["_model"]).fit(session.X, plan.y))
     attrs = session.board.attrs
     row = {k: _plain(v) for k, v in row.items()}
@@ -111,11 +111,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def block_specs(embedders: list, plan: Any) -> list[dict]:
+def block_specs(transformers: list, plan: Any) -> list[dict]:
     """Each backbone of a run as parameters + fingerprint (no weights)."""
     out = []
-    for i, (spec, (embedder, modality, _)) in enumerate(
-        zip(plan.specs, embedders, strict=True)
+    for i, (spec, (transformer, modality, _)) in enumerate(
+        zip(plan.specs, transformers, strict=True)
     ):
         if not isinstance(spec, (str, os.PathLike)):
             raise TypeError(
@@ -126,7 +126,7 @@ def block_specs(embedders: list, plan: Any) -> list[dict]:
         text = os.fspath(spec)
         if Path(text).expanduser().exists():
             text = str(Path(text).expanduser().resolve())
-        params = embedder.get_params()
+        params = transformer.get_params()
         params = {k: v for k, v in params.items() if k not in ("cache", "verbose")}
         params["backbone"] = text
         if isinstance(params.get("image_size"), tuple):
@@ -138,7 +138,7 @@ def block_specs(embedders: list, plan: Any) -> list[dict]:
                 "modality": modality,
                 "columns": cols,
                 "params": params,
-                "fingerprint": embedder.fingerprint_,
+                "fingerprint": transformer.fingerprint_,
             }
         )
     return out

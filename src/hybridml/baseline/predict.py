@@ -22,7 +22,7 @@ from sklearn.compose import ColumnTransformer
 
 from . import features, table
 from .blocks import block_key, block_of
-from .evaluate import design_matrix as _matrix
+from .evaluate import design_matrix as build_matrix
 
 
 def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
@@ -137,7 +137,9 @@ def design_matrix(
         for kind in ("pixels", "hog"):
             blocks[block_key(kind)] = np.hstack([f[kind] for f in feats])
     roles = model.roles
-    return _matrix(frame, roles["text"], roles["numeric"], roles["categorical"], blocks)
+    return build_matrix(
+        frame, roles["text"], roles["numeric"], roles["categorical"], blocks
+    )
 
 
 def check_backbone_source(name: str, allow_download: bool) -> None:
@@ -172,16 +174,17 @@ def _embed(spec: dict, frame: pd.DataFrame, images: dict, cache: Any, model: Any
     name = spec["params"]["backbone"]
     check_backbone_source(name, getattr(model, "allow_download", False))
     store = EmbeddingCache.coerce(cache)
-    embedder = KerasEmbeddingTransformer(**spec["params"], cache=store).fit()
-    if embedder.fingerprint_ != spec["fingerprint"]:
+    transformer = KerasEmbeddingTransformer(**spec["params"], cache=store).fit()
+    if transformer.fingerprint_ != spec["fingerprint"]:
         raise ValueError(
             f"backbone {name!r}: got weights with fingerprint "
-            f"{embedder.fingerprint_[:12]}. Expected {spec['fingerprint'][:12]}, the "
-            "backbone the model was trained with. Install that backbone, or refit."
+            f"{transformer.fingerprint_[:12]}. Expected "
+            f"{spec['fingerprint'][:12]}, the backbone the model was trained "
+            "with. Install that backbone, or refit."
         )
     text = spec["modality"] == "text"
     parts = [
-        embedder.transform(frame[col] if text else images[col])
+        transformer.transform(frame[col] if text else images[col])
         for col in spec["columns"]
     ]
     return np.hstack(parts).astype(np.float32)

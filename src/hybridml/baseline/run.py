@@ -113,7 +113,7 @@ class Session:
     plan: Plan
     X: pd.DataFrame
     results: list
-    embedders: list
+    transformers: list
     splitter: Any
 
     def result_for(self, row: Any) -> dict | None:
@@ -314,21 +314,21 @@ def run_steps(data: Any, settings: Settings | None = None, **kwargs: Any) -> Ses
     say = table.make_printer(settings.verbose)
     plan = validate(data, settings)
     # Everything above is cheap validation; the work starts here.
-    embedders = load_backbones(plan.specs, settings.cache, settings.progress, say)
+    transformers = load_backbones(plan.specs, settings.cache, settings.progress, say)
     say(
         f"{len(plan.frame)} rows, {plan.task}, {plan.cv}-fold CV, "
         f"metric {plan.metric_name}"
     )
-    blocks, rows, load_s = embed_blocks(plan, embedders, say)
+    blocks, rows, load_s = embed_blocks(plan, transformers, say)
     X = design_matrix(plan.frame, plan.text, plan.numeric, plan.categorical, blocks)
-    models, tuning = configure(plan, blocks, rows, [m for _, m, _ in embedders])
+    models, tuning = configure(plan, blocks, rows, [m for _, m, _ in transformers])
     splitter = table.make_splitter(
         plan.task, plan.cv, plan.group_ids is not None, plan.random_state
     )
     results = evaluate_candidates(plan, X, models, splitter, say)
     elapsed = time.perf_counter() - start
     board = assemble_board(plan, results, tuning, splitter, load_s, elapsed, say)
-    return Session(board, plan, X, results, embedders, splitter)
+    return Session(board, plan, X, results, transformers, splitter)
 
 
 def validate(data: Any, settings: Settings) -> Plan:

@@ -29,15 +29,11 @@ INNER_FOLDS = 3
 # inner CV picks by noise: such tiny runs keep the defaults.
 MIN_INNER_ROWS = 10
 
-# (head, task) -> the one parameter searched, with its grid
-GRIDS: dict[tuple[str, str], dict[str, list]] = {
-    ("logreg", "classification"): {"C": [0.1, 1.0, 10.0]},
-    ("logreg", "regression"): {"alpha": [0.1, 1.0, 10.0]},
-    ("svc", "classification"): {"C": [0.3, 1.0, 3.0]},
-    ("svc", "regression"): {"C": [0.3, 1.0, 3.0]},
-    ("knn", "classification"): {"n_neighbors": [5, 10, 25]},
-    ("knn", "regression"): {"n_neighbors": [5, 10, 25]},
-}
+
+def grid(name: str, task: str) -> dict[str, list] | None:
+    """The one parameter searched for head ``name`` on ``task`` (the head table's)."""
+    head = _heads.TABLE.get(name)
+    return None if head is None else head.grid_for(task)
 
 
 def check_tune(tune: Any) -> bool:
@@ -61,13 +57,13 @@ def tuned(head: object, name: str, task: str, scorer: Any, seed: Any) -> object:
     >>> tuned(head, "logreg", "classification", None, 0).param_grid
     {'C': [0.1, 1.0, 10.0]}
     """
-    grid = GRIDS.get((name, task))
-    if grid is None:
+    searched = grid(name, task)
+    if searched is None:
         return head
     split = StratifiedKFold if task == "classification" else KFold
     return GridSearchCV(
         head,
-        grid,
+        searched,
         scoring=scorer,
         cv=split(INNER_FOLDS, shuffle=True, random_state=seed),
         error_score="raise",
@@ -96,7 +92,8 @@ def tune_candidates(candidates: list, plan: Any) -> list[str]:
     used = {}
     for cand in candidates:
         name = _tunable(cand)
-        if name is None or (name, plan.task) not in GRIDS:
+        searched = None if name is None else grid(name, plan.task)
+        if searched is None:
             continue
         pipe = cand["model"]
         pipe.set_params(
@@ -105,7 +102,7 @@ def tune_candidates(candidates: list, plan: Any) -> list[str]:
                 plan.random_state,
             )
         )  # fmt: skip
-        [(param, values)] = GRIDS[(name, plan.task)].items()
+        [(param, values)] = searched.items()
         used[name] = f"{name}: {param} in {values}"
     return [
         f"{line} by an inner {INNER_FOLDS}-fold CV in each fold"

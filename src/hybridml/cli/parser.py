@@ -199,11 +199,8 @@ def _add_serve(sub: Any) -> None:
         dest="timeout_s",
         help="answer 504 after this many seconds (default 30)",
     )
-    p.add_argument(
-        "--key",
-        help="passed to the model loader's signature check (visible in ps: "
-        "prefer the environment where the loader reads the key from it)",
-    )
+    _key(p, "refuse the model unless its HMAC verifies under this secret")
+    _allow_download(p)
     p.set_defaults(handler=commands.serve)  # fmt: skip
 
 
@@ -238,10 +235,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument(
+        "--report-dir",
         "--output",
+        dest="output",
         default=DEFAULT_OUTPUT,
         metavar="DIR",
-        help=f"report folder (default ./{DEFAULT_OUTPUT})",
+        help=f"report folder (default ./{DEFAULT_OUTPUT}); --output is its older "
+        "name (a folder here, while embed / predict -o name a file)",
     )
     p.add_argument(
         "-q", "--quiet", action="store_true", help="print only the leaderboard"
@@ -293,13 +293,18 @@ def _add_predict(sub: Any) -> None:
         "--cache", metavar="PATH", help="EmbeddingCache SQLite file or folder"
     )
     _key(p, "refuse the model unless its HMAC verifies under this secret")
+    _allow_download(p)
+    p.set_defaults(handler=commands.predict)
+
+
+def _allow_download(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--allow-download",
         action="store_true",
+        dest="allow_download",
         help="let the backbones the model names download (default: offline "
         "copies and local folders only)",
     )
-    p.set_defaults(handler=commands.predict)
 
 
 def _key(p: argparse.ArgumentParser, what: str) -> None:

@@ -322,6 +322,9 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             sequence_length=self.sequence_length,
             image_size=self.image_size,
             batch_size=self.embed_batch_size,
+            # the frozen copy is always float32: ``dtype`` is the tuning's
+            # mixed precision, not the embedding transformer's "auto"
+            dtype="float32",
             cache=self.cache,
             verbose=self.verbose,
         )

@@ -7,6 +7,7 @@ import functools
 import hashlib
 import json
 import os
+import sys
 import threading
 import warnings
 from typing import Any
@@ -17,7 +18,9 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._keras_io import is_keras_model
 from .._validation import check_int
+from . import calibrate as _calibrate
 from . import inputs as _inputs
+from . import precision as _precision
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
 from .batches import _cached, _is_oom, _progress
 from .pickling import SavedModel as _SavedModel
@@ -94,11 +97,24 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         Size images are resized to. None uses the preset's image converter.
     batch_size : int, default=32
         Rows per forward pass. Halved automatically on an out-of-memory error.
-    dtype : {"float32", "bfloat16", "float16"}, default=None
-        Compute dtype of the backbone (None means float32): the whole preset is
-        loaded in that type, weights too. Reduced precision is for GPUs; the
-        output is always float32. (``ContrastiveFineTuner``'s ``dtype`` is
-        mixed precision instead: float32 weights, 16-bit compute.)
+    dtype : {"auto", "float32", "bfloat16", "float16"} or None, default="auto"
+        Compute dtype of the backbone: the whole preset is loaded in that type
+        (a reduced-precision copy of the weights; the output is always
+        float32). ``"auto"`` picks bfloat16 where it is both faster and
+        accurate on this machine, float32 otherwise: on a CPU with bfloat16
+        units (AMX or AVX-512 BF16) or a CUDA GPU of compute capability 8.0+,
+        the first fit of a backbone times both dtypes on a small calibration
+        batch and keeps bfloat16 only if it took at most 0.9x float32's CPU
+        and wall time and its vectors' mean cosine to float32 is >= 0.9999;
+        the decision is stored in hybridml's cache folder (keyed by CPU,
+        backend, thread count and weights) and reused. A CPU without those
+        units, JAX on CPU, a backbone under a million weights and a model
+        instance get float32 at once, with nothing timed
+        (``HYBRIDML_CALIBRATE=1`` measures anyway, ``=0`` never). :attr:`dtype_`
+        says what was chosen, :attr:`dtype_reason_` (and ``verbose=1``) why.
+        None means float32 (the behaviour before ``"auto"``).
+        (``ContrastiveFineTuner``'s ``dtype`` is mixed precision instead:
+        float32 weights, 16-bit compute.)
     cache : EmbeddingCache, str or path, default=None
         Optional cache of computed rows, keyed by :attr:`fingerprint_` and a hash
         of each row's content; only misses are embedded, and each finished batch
@@ -123,9 +139,15 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         (height, width) images are resized to (image backbones).
     n_features_in_ : int
         Number of input columns (numeric backbones only).
+    dtype_ : {"float32", "bfloat16", "float16"}
+        The dtype the backbone computes in (``"auto"`` and None resolved).
+    dtype_reason_ : str
+        Why: explicit, or what ``"auto"`` found (the CPU's units, or the
+        measured times and cosine).
     fingerprint_ : str
         sha256 hex digest of the backbone weights, its preprocessing and every
-        parameter that changes the output: the cache namespace.
+        parameter that changes the output (the resolved dtype included, so
+        float32 and bfloat16 vectors never share a cache namespace).
 
     See Also
     --------
@@ -164,7 +186,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         sequence_length: int | None = None,
         image_size: int | tuple[int, int] | None = None,
         batch_size: int = 32,
-        dtype: str | None = None,
+        dtype: str | None = "auto",
         cache: Any = None,
         verbose: int = 0,
     ) -> None:
@@ -221,7 +243,8 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 
     def _fit(self, X: Any) -> tuple[Embedder, Any]:
         self._check_params()
-        embedder = get_embedder(self.backbone, self.dtype)
+        dtype, reason = self._resolve_dtype()
+        embedder = get_embedder(self.backbone, dtype)
         pooling = embedder.resolve_pooling(self.pooling)
         if self.normalize == "auto":
             normalize = embedder.default_normalize
@@ -257,13 +280,57 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         self.image_size_ = (
             embedder.image_size(self.image_size) if self.modality_ == "image" else None
         )
+        self.dtype_, self.dtype_reason_ = dtype, reason
         # transform uses what fit resolved, never parameters set after it
         self._fitted = {
             "backbone": self.backbone,
-            "dtype": self.dtype,
+            "dtype": dtype,
             "image_size": self.image_size,
         }
         return embedder, items
+
+    def _resolve_dtype(self) -> tuple[str, str]:
+        """The dtype this fit computes in, and why (``"auto"`` decided here)."""
+        if self.dtype is None:
+            return "float32", "float32: dtype=None (float32, as before 'auto')"
+        if self.dtype != "auto":
+            return self.dtype, f"{self.dtype}: explicit"
+        import keras
+
+        is_preset = isinstance(self.backbone, (str, os.PathLike))
+        decision = _calibrate.decide(
+            backend=keras.backend.backend(),
+            digest=lambda: get_embedder(self.backbone, "float32").digest(),
+            run=self._calibration_run() if is_preset else None,
+            capability=_precision.accelerator_capability(),
+            size=lambda: get_embedder(self.backbone, "float32").model.count_params(),
+        )
+        if self.verbose > 0:
+            print(f"KerasEmbeddingTransformer dtype={decision.reason}", file=sys.stderr)
+        return decision.dtype, decision.reason
+
+    def _calibration_run(self):
+        """``run(dtype)``: this configuration's vectors of a fixed calibration batch.
+
+        The batch is made for the modality (16 English texts, two of them
+        paragraphs, or 8 seeded random images at the transformer's image
+        size); each dtype's transformer is fitted once, then reused for the
+        timed runs.
+        """
+        params = {**self.get_params(deep=False), "cache": None, "verbose": 0}
+        fitted: dict[str, KerasEmbeddingTransformer] = {}
+        sample: list[Any] = []
+
+        def run(dtype: str) -> np.ndarray:
+            est = fitted.get(dtype)
+            if est is None:
+                est = fitted[dtype] = type(self)(**{**params, "dtype": dtype})
+                est.fit(None)
+            if not sample:
+                sample.append(_calibration_sample(est))
+            return est.transform(sample[0])
+
+        return run
 
     def _check_params(self) -> None:
         if self.pooling not in POOLINGS:
@@ -274,9 +341,10 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             raise ValueError(
                 f"normalize: got {self.normalize!r}. Expected True, False or 'auto'."
             )
-        if self.dtype is not None and self.dtype not in DTYPES:
+        if self.dtype is not None and self.dtype not in ("auto", *DTYPES):
             raise ValueError(
-                f"dtype: got {self.dtype!r}. Expected None or one of {list(DTYPES)}."
+                f"dtype: got {self.dtype!r}. Expected 'auto', None or one of "
+                f"{list(DTYPES)}."
             )
         for name in ("batch_size", "sequence_length"):
             value = getattr(self, name)
@@ -363,7 +431,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             "normalize": self.normalize_,
             "sequence_length": self.sequence_length_,
             "image_size": list(self.image_size_) if self.image_size_ else None,
-            "dtype": self._fitted_param("dtype") or "float32",
+            "dtype": self._fitted_param("dtype") or "float32",  # resolved at fit
         }
         blob = json.dumps(payload, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -545,6 +613,19 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             tags.input_tags.one_d_array = True
             tags.input_tags.string = True
         return tags
+
+
+def _calibration_sample(est: KerasEmbeddingTransformer) -> Any:
+    """What ``dtype="auto"`` times: fixed texts, or seeded random images."""
+    if est.modality_ == "text":
+        return _calibrate.calibration_texts(16)
+    if est.modality_ == "image":
+        height, width = est.image_size_ or (224, 224)
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 256, (8, height, width, 3), dtype=np.uint8)
+    raise ValueError(  # pragma: no cover - numeric models are never presets
+        f"dtype='auto': got a {est.modality_} backbone. Expected text or images."
+    )
 
 
 def _is_numeric_spec(spec: Any) -> bool:

@@ -36,6 +36,7 @@ def run(
     max_body_bytes: int = 1 << 20,
     timeout_s: float = 30.0,
     key: str | None = None,
+    allow_download: bool = False,
     log_level: str = "info",
 ) -> None:
     """Serve ``model`` until SIGTERM / Ctrl-C, then answer in-flight requests.
@@ -62,7 +63,12 @@ def run(
         Seconds a request waits for its prediction (504 beyond); also how long
         shutdown waits for requests in flight.
     key : str or None, default=None
-        Passed to :func:`hybridml.load_model` where it accepts a key.
+        The secret the model was signed with (``None`` reads
+        ``$HYBRIDML_MODEL_KEY``): :func:`hybridml.load_model` refuses an
+        unsigned file or one whose HMAC does not verify.
+    allow_download : bool, default=False
+        Let the backbones the model names download (as ``hybridml predict
+        --allow-download``); by default only offline copies and local folders.
     log_level : str, default="info"
         uvicorn's log level.
     """
@@ -81,7 +87,9 @@ def run(
             stacklevel=2,
         )
 
-    loaded = load(model, key)  # refusals are one line, before any port is taken
+    loaded = load(
+        model, key, allow_download
+    )  # refusals are one line, before any port is taken
     options = dict(
         host=host,
         port=port,
@@ -92,7 +100,12 @@ def run(
     if workers == 1:
         uvicorn.run(create_app(loaded, **settings), **options)
         return
-    config = {"model": os.fspath(model), "key": key, **settings}
+    config = {
+        "model": os.fspath(model),
+        "key": key,
+        "allow_download": allow_download,
+        **settings,
+    }
     os.environ[_ENV_CONFIG] = json.dumps(config)
     uvicorn.run(
         "hybridml.serve:_app_from_env", factory=True, workers=workers, **options
@@ -160,7 +173,7 @@ def _app_from_env() -> Any:
     from .predictor import load
 
     config = json.loads(os.environ[_ENV_CONFIG])
-    model = load(config.pop("model"), config.pop("key"))
+    model = load(config.pop("model"), config.pop("key"), config.pop("allow_download"))
     return create_app(model, **config)
 
 

@@ -8,7 +8,6 @@ the model for ``GET /schema``, and warms it with a dummy batch.
 
 from __future__ import annotations
 
-import inspect
 import math
 import os
 from typing import Any
@@ -19,19 +18,13 @@ import pandas as pd
 from ..baseline.predict import check_frame, prediction_frame
 
 
-def load(path: str | os.PathLike, key: str | None = None) -> Any:
-    """:func:`hybridml.load_model`, passing ``key`` only where the loader takes one."""
+def load(
+    path: str | os.PathLike, key: str | None = None, allow_download: bool = False
+) -> Any:
+    """:func:`hybridml.load_model`: the same trust rules as ``hybridml predict``."""
     from ..baseline import saved
 
-    if key is None:
-        return saved.load_model(path)
-    if "key" not in inspect.signature(saved.load_model).parameters:
-        raise ValueError(
-            "--key: got a key, but this hybridml's load_model checks no "
-            "signature. Expected a loader that takes key=. Upgrade hybridml, or "
-            "drop --key."
-        )
-    return saved.load_model(path, key=key)
+    return saved.load_model(path, key=key, allow_download=allow_download)
 
 
 class TooManyRows(ValueError):
