@@ -184,3 +184,46 @@ def test_offline_name_without_its_package_falls_back_to_keras_hub(monkeypatch):
     assert backbones.resolve_location("efficientnet_lite0") == (
         "efficientnet_lite0_ra_imagenet"
     )
+
+
+# -- one contract every preset family passes (keras-hub's run_backbone_test idea)
+
+FAMILY_PRESETS = {"text": "text_preset", "cnn": "cnn_preset", "vit": "vit_preset"}
+
+
+def _rows_for(modality, n=7):
+    rng = np.random.RandomState(0)
+    if modality == "text":
+        words = ["good", "bad", "film", "plot", "fun", "the", "was"]
+        return [" ".join(rng.choice(words, size=rng.randint(1, 9))) for _ in range(n)]
+    return [rng.randint(0, 256, size=(20 + 3 * i, 24, 3)).astype(np.uint8)
+            for i in range(n)]  # fmt: skip
+
+
+@pytest.mark.parametrize("family", sorted(FAMILY_PRESETS))
+def test_every_preset_family_keeps_the_backbone_contract(family, request):
+    import pickle
+
+    from sklearn.base import clone
+
+    from hybridml.embed.backbones import PRESET_FAMILIES, get_embedder
+
+    folder = request.getfixturevalue(FAMILY_PRESETS[family])
+    modality = get_embedder(str(folder)).modality
+    assert modality in PRESET_FAMILIES  # the family table knows it
+    rows = _rows_for(modality)
+    one = KerasEmbeddingTransformer(str(folder), batch_size=1, normalize=True)
+    Z = one.fit_transform(rows)
+    assert Z.dtype == np.float32 and Z.shape == (len(rows), one.embedding_dim_)
+    np.testing.assert_allclose(np.linalg.norm(Z, axis=1), 1.0, rtol=1e-5)
+    # the answer never depends on the batch it came in
+    big = clone(one).set_params(batch_size=4).fit_transform(rows)
+    np.testing.assert_allclose(big, Z, atol=2e-6)
+    # a row embeds the same alone, first, last or twice
+    np.testing.assert_allclose(one.transform(rows[3:4])[0], Z[3], atol=2e-6)
+    np.testing.assert_allclose(one.transform(rows + rows[:1])[-1], Z[0], atol=2e-6)
+    # pickled, it gives the same vectors and the same cache fingerprint
+    back = pickle.loads(pickle.dumps(one))
+    np.testing.assert_allclose(back.transform(rows), Z, atol=2e-6)
+    assert back.fingerprint_ == one.fingerprint_
+    assert back.modality_ == modality

@@ -164,6 +164,55 @@ def test_images(cnn_preset):
     assert not np.allclose(cosine.transform(X), Z, atol=1e-4)
 
 
+def test_transform_uses_the_fitted_image_size(cnn_preset):
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (8, 20, 20, 3)).astype("uint8")
+    y = np.array([0, 1] * 4)
+    tuner = ContrastiveFineTuner(cnn_preset, image_size=24, **FAST).fit(X, y)
+    assert tuner.image_size_ == (24, 24)
+    Z = tuner.transform(X)
+    tuner.set_params(image_size=40)  # not refitted: transform keeps fit's size
+    np.testing.assert_array_equal(tuner.transform(X), Z)
+    assert not np.allclose(clone(tuner).fit(X, y).transform(X), Z, atol=1e-4)
+
+
+@pytest.mark.parametrize("make", ["tuner", "classifier"])
+def test_a_seeded_fit_leaves_the_global_random_state(make):
+    import random
+    import sys
+
+    from hybridml import KerasClassifier
+
+    keras = quiet_import("keras")
+    backend = keras.backend.backend()
+    X = np.random.default_rng(1).normal(size=(16, 4)).astype("float32")
+    y = np.array([0, 1] * 8)
+
+    def draws():
+        out = [
+            random.random(),
+            np.random.rand(),  # the global generator is the point
+            keras.ops.convert_to_numpy(keras.random.uniform((2,))).tolist(),
+        ]
+        if backend == "torch":
+            out.append(sys.modules["torch"].rand(2).tolist())
+        if backend == "tensorflow":
+            out.append(sys.modules["tensorflow"].random.uniform((2,)).numpy().tolist())
+        return out
+
+    if make == "tuner":
+        est = ContrastiveFineTuner(numeric_model(), epochs=1, random_state=0)
+    else:
+        est = KerasClassifier(epochs=1, random_state=0)
+    keras.utils.set_random_seed(5)
+    draws()  # state advanced, not freshly seeded
+    expected = draws()
+    keras.utils.set_random_seed(5)
+    draws()
+    est.fit(X, y)
+    assert draws() == expected
+
+
 def test_random_crop_flip_cuts_a_window_of_the_image():
     from hybridml.embed.augment import random_crop_flip
 
@@ -200,7 +249,7 @@ def test_images_that_cannot_be_resized_are_only_mirrored():
 
 def test_image_training_batches_are_augmented_held_out_ones_are_not(cnn_preset):
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _input_maker
+    from hybridml.embed.training import _input_maker
 
     X = np.random.default_rng(0).integers(0, 256, (4, 20, 20, 3)).astype("uint8")
     embedder = get_embedder(str(cnn_preset))
@@ -316,7 +365,7 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
     keras = quiet_import("keras")
     from hybridml.embed import precision
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _copy_for
+    from hybridml.embed.training import _copy_for
 
     cap = precision.accelerator_capability()  # this backend's real probe
     assert cap is None or (len(cap) == 2 and all(isinstance(v, int) for v in cap))
@@ -474,6 +523,28 @@ def test_bad_targets_raise_before_the_model_loads(monkeypatch):
         tuner.fit(None, LABELS)
 
 
+@pytest.mark.parametrize(
+    "labels, shown",
+    [
+        (["a", "b", np.nan, "a"], r"got nan in rows \[2\]"),  # not a "nan" class
+        (np.array([0.0, 1.0, np.nan, np.nan]), r"got nan in rows \[2, 3\]"),
+        (["a", None, "b", "a"], r"got None in rows \[1\]"),
+        # pandas' string dtype stores None as NaN
+        (pd.Series(["a", "b", None, "b"]), r"got (None|nan) in rows \[2\]"),
+    ],
+)
+def test_missing_labels_are_refused_naming_the_rows(monkeypatch, labels, shown):
+    import hybridml.embed.backbones as backbones
+
+    def fail(*args, **kwargs):
+        raise AssertionError("loaded a model")
+
+    monkeypatch.setattr(backbones, "_load", fail)
+    tuner = ContrastiveFineTuner("no_such_preset_is_loaded")
+    with pytest.raises(ValueError, match=shown + r"\. Expected a class label"):
+        tuner.fit(["w", "x", "y", "z"], labels)
+
+
 def test_transform_before_fit_raises(text_preset):
     from sklearn.exceptions import NotFittedError
 
@@ -541,7 +612,7 @@ def test_baseline_finetune_adds_tuned_rows(text_preset):
 def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
     """One padded length per fit (one compile); XLA only for big text fits on TF."""
     from hybridml.embed.backbones import get_embedder
-    from hybridml.embed.tuning import _input_maker, _step_mode
+    from hybridml.embed.training import _input_maker, _step_mode
 
     embedder = get_embedder(str(text_preset))
     texts = ["a", "a much longer text with many more words in it than the first"]
@@ -563,12 +634,12 @@ def test_every_training_batch_of_a_fit_has_one_shape(text_preset, cnn_preset):
 @pytest.mark.slow
 def test_an_xla_train_step_trains_and_repeats(text_preset, monkeypatch):
     # The fast tests' fits are small, so they run eagerly; force XLA here.
-    from hybridml.embed import tuning
+    from hybridml.embed import training
 
-    monkeypatch.setattr(tuning, "XLA_WORK", 0.0)
-    modes, real = [], tuning._step_mode
+    monkeypatch.setattr(training, "XLA_WORK", 0.0)
+    modes, real = [], training._step_mode
     monkeypatch.setattr(
-        tuning, "_step_mode", lambda *a: modes.append(real(*a)) or modes[-1]
+        training, "_step_mode", lambda *a: modes.append(real(*a)) or modes[-1]
     )
     runs = [ContrastiveFineTuner(text_preset, **FAST).fit(TEXTS, LABELS)]
     runs.append(clone(runs[0]).fit(TEXTS, LABELS))

@@ -7,6 +7,8 @@ EfficientNet-Lite0; the recipe runs the real ones.
 from __future__ import annotations
 
 import pickle
+import threading
+import time
 import warnings
 
 import numpy as np
@@ -104,6 +106,18 @@ def test_strings_into_a_model_without_preprocessor_raise():
         fitted.predict(TEXTS)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+@pytest.mark.parametrize("where", [0, 5])
+def test_missing_texts_are_refused_by_index(text_clf, where, missing):
+    X = list(TEXTS)
+    X[where] = missing
+    match = rf"text input: item {where} is missing: got {missing}\. Expected str\."
+    with pytest.raises(ValueError, match=match):
+        clone(text_clf).fit(X, LABELS)
+    with pytest.raises(ValueError, match=match):  # an object array, too
+        text_clf.predict(np.array(X, dtype=object))
+
+
 def test_task_instance_is_copied_not_mutated_and_loss_is_announced(text_task):
     compiling._WARNED.clear()
     with pytest.warns(UserWarning, match="from_logits=True"):
@@ -126,6 +140,49 @@ def test_sequence_length_beyond_the_backbone_is_refused(text_task, text_preset):
         KerasClassifier(task).fit(TEXTS, LABELS)
     with pytest.raises(ValueError, match="sequence_length: got 0"):
         KerasClassifier(task, sequence_length=0).fit(TEXTS, LABELS)
+
+
+def test_threads_predicting_at_once_leave_the_preprocessor(text_clf):
+    clf = pickle.loads(pickle.dumps(text_clf))
+    model = clf.model_
+    preprocessor = model.preprocessor
+    serial = clf.predict_proba(TEXTS)
+    n_threads = 4
+    start = threading.Barrier(n_threads, timeout=30)
+    # JAX's Keras predict swaps the model's variables out and back: there the
+    # threads take turns inside it, elsewhere all four are held inside at once
+    jax = keras.backend.backend() == "jax"
+    inside = threading.Barrier(1 if jax else n_threads, timeout=30)
+
+    class Meet(keras.callbacks.Callback):
+        """Holds each predict until all threads are inside one at once."""
+
+        def on_predict_begin(self, logs=None):
+            inside.wait()
+
+    clf.set_params(predict__callbacks=[Meet])
+    results, errors, spans = [None] * n_threads, [], [None] * n_threads
+
+    def work(i):
+        try:
+            start.wait()
+            began = time.perf_counter()
+            results[i] = clf.predict_proba(TEXTS)
+            spans[i] = (began, time.perf_counter())
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(n_threads)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors, errors
+    assert not inside.broken  # TF, torch: the four predictions ran at once
+    assert max(s for s, _ in spans) < min(e for _, e in spans)  # all overlapped
+    assert model.preprocessor is preprocessor  # never detached, not even for a while
+    for proba in results:
+        np.testing.assert_allclose(proba, serial, atol=1e-6)
 
 
 def test_pickle_carries_the_tokenizer(text_clf):

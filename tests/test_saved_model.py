@@ -101,6 +101,9 @@ def test_manifest_records_versions_columns_and_row(saved):
     assert manifest["roles"]["target"] == "label"
     assert len(manifest["backbones"][0]["fingerprint"]) == 64
     assert manifest["leaderboard_row"]["metric"] == "accuracy"
+    # the dtype the run resolved, never "auto" (which could resolve otherwise
+    # on the machine that predicts, and the fingerprint carries the dtype)
+    assert manifest["backbones"][0]["params"]["dtype"] == "float32"
 
 
 def test_tampered_model_is_refused(saved, tmp_path):

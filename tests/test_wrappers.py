@@ -891,6 +891,14 @@ def test_bad_models_and_targets_fail_with_clear_errors(model, y, match):
         KerasClassifier(model, **FAST).fit(X, y)
 
 
+@pytest.mark.parametrize("missing", [None, np.nan])
+def test_missing_class_labels_are_refused_naming_the_rows(missing):
+    y = Y_BIN.astype(object)
+    y[[3, 7]] = missing  # a list keeps NaN a float: np.asarray would make "nan"
+    with pytest.raises(ValueError, match=rf"y: got {missing} in rows \[3, 7\]\."):
+        KerasClassifier(mlp, **FAST).fit(X, list(y))
+
+
 def test_regressor_output_size_errors():
     with pytest.raises(ValueError, match="got 1 units for 2 target"):
         KerasRegressor(mlp_one_output, **FAST).fit(X, np.c_[Y_REG, Y_REG])
@@ -1065,6 +1073,30 @@ def test_dict_callbacks_with_routed_parameters():
     assert seen == [7]
 
 
+def test_a_single_callback_class_takes_its_routed_arguments():
+    seen = []
+
+    class Recorder(_CountBatches):
+        def on_train_end(self, logs=None):
+            seen.append(("fit", self.batches))
+
+        def on_predict_end(self, logs=None):
+            seen.append(("predict", self.batches))
+
+    clf = KerasClassifier(
+        mlp,
+        loss="binary_crossentropy",
+        callbacks=Recorder,  # SciKeras: a class, not a list
+        callbacks__start=7,
+        **FAST,
+    )
+    clone(clf).fit(X, Y_BIN).predict(X[:3])
+    # instantiated with start=7 for fit and, freshly, for predict (one batch)
+    assert seen == [("fit", 7), ("predict", 8)]
+    with pytest.raises(ValueError, match=r"callbacks__strat: got an argument"):
+        clone(clf).set_params(callbacks__strat=7).fit(X, Y_BIN)
+
+
 @keras.saving.register_keras_serializable(package="hybridml_tests")
 class _Registered(keras.Model):
     def __init__(self, units=1, **kwargs):
@@ -1084,6 +1116,24 @@ def test_registered_subclassed_model_unpickles():
         lambda: _Registered(), loss="binary_crossentropy", **FAST
     ).fit(X, Y_BIN)
     restored = pickle.loads(pickle.dumps(clf.set_params(model=None)))
+    assert isinstance(restored.model_, _Registered)
+    np.testing.assert_allclose(
+        restored.predict_proba(X), clf.predict_proba(X), atol=1e-6
+    )
+
+
+def test_registered_subclassed_model_unpickles_where_it_is_not_registered(
+    monkeypatch,
+):
+    clf = KerasClassifier(_Registered, loss="binary_crossentropy", **FAST)
+    clf.fit(X, Y_BIN)
+    data = pickle.dumps(clf)
+    # a fresh process: the decorator of the class's module has not run yet
+    registry = keras.saving.get_custom_objects()
+    name = keras.saving.get_registered_name(_Registered)
+    monkeypatch.delitem(registry, name)
+    assert keras.saving.get_registered_object(name) is None
+    restored = pickle.loads(data)
     assert isinstance(restored.model_, _Registered)
     np.testing.assert_allclose(
         restored.predict_proba(X), clf.predict_proba(X), atol=1e-6

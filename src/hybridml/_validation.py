@@ -9,6 +9,8 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
+import numpy as np
+
 
 def is_int(value: Any) -> bool:
     """Tell whether ``value`` is an integer (NumPy's included), not a bool."""
@@ -46,3 +48,37 @@ def split_names(value: Any) -> list[str]:
         else:
             out.append(item)
     return out
+
+
+def is_missing(item: Any) -> bool:
+    """Tell whether one value is missing: None, NaN or ``pd.NA``."""
+    if item is None:
+        return True
+    try:
+        return bool(item != item)  # NaN and pd.NA
+    except (TypeError, ValueError):
+        return False
+
+
+def check_labels_present(y: Any, name: str = "y") -> None:
+    """Refuse class labels with missing values (None, NaN), naming the rows.
+
+    Runs on ``y`` as given: ``np.asarray(["a", np.nan])`` would turn NaN into
+    the string ``"nan"``, a new class. Sparse matrices are left to
+    scikit-learn's own checks.
+    """
+    if y is None or hasattr(y, "toarray"):
+        return
+    values = np.asarray(y, dtype=object)
+    if values.ndim == 0 or values.size == 0:
+        return
+    missing = np.frompyfunc(is_missing, 1, 1)(values).astype(bool)
+    rows = np.flatnonzero(missing.reshape(len(missing), -1).any(axis=1))
+    if len(rows):
+        shown = rows[:10].tolist()
+        more = f" (and {len(rows) - 10} more)" if len(rows) > 10 else ""
+        value = values[missing][0]
+        raise ValueError(
+            f"{name}: got {value!r} in rows {shown}{more}. Expected a class label "
+            "in every row. Drop those rows or fill their labels first."
+        )

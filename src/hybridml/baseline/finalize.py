@@ -129,6 +129,9 @@ def block_specs(transformers: list, plan: Any) -> list[dict]:
         params = transformer.get_params()
         params = {k: v for k, v in params.items() if k not in ("cache", "verbose")}
         params["backbone"] = text
+        # the dtype this run resolved ("auto" could resolve otherwise elsewhere,
+        # and the fingerprint carries it): a file names what it was trained on
+        params["dtype"] = getattr(transformer, "dtype_", None) or params.get("dtype")
         if isinstance(params.get("image_size"), tuple):
             params["image_size"] = list(params["image_size"])
         cols = list(plan.text if modality == "text" else plan.image)

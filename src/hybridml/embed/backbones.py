@@ -238,29 +238,40 @@ def _load_preset(name: str, dtype: str | None) -> Embedder:
                 f"offline copy with: {INSTALL_HINT[name.lower()]}"
             ) from exc
         raise
-    modality = _modality(backbone)
-    if modality == "text":
-        tokenizer, seq_len = _text_tokenizer(loc, folder)
-        if folder is not None:
-            recipe = _st_recipe(folder) or recipe
-            seq_len = _st_sequence_length(folder) or seq_len
-        return Embedder(
-            backbone,
-            "text",
-            source=name,
-            tokenizer=tokenizer,
-            sequence_length=seq_len,
-            recipe=recipe,
+    family = PRESET_FAMILIES.get(_modality(backbone))
+    if family is None:
+        raise ValueError(
+            f"backbone: preset {name!r} loads a {type(backbone).__name__} whose "
+            "input is neither text nor images. Expected a text or image backbone."
         )
-    if modality == "image":
-        converter = keras_hub.layers.ImageConverter.from_preset(loc)
-        if converter is None and folder is not None:
-            converter = _hf_image_converter(folder)
-        return Embedder(backbone, "image", source=name, converter=converter)
-    raise ValueError(
-        f"backbone: preset {name!r} loads a {type(backbone).__name__} whose input "
-        "is neither text nor images. Expected a text or image backbone."
-    )
+    return family(backbone, name, loc, folder, recipe)
+
+
+def _text_preset(backbone, name: str, loc: str, folder: Path | None, recipe):
+    """A text preset: its tokenizer, sequence length and pooling recipe."""
+    tokenizer, seq_len = _text_tokenizer(loc, folder)
+    if folder is not None:
+        recipe = _st_recipe(folder) or recipe
+        seq_len = _st_sequence_length(folder) or seq_len
+    return Embedder(
+        backbone, "text", source=name, tokenizer=tokenizer,
+        sequence_length=seq_len, recipe=recipe,
+    )  # fmt: skip
+
+
+def _image_preset(backbone, name: str, loc: str, folder: Path | None, recipe):
+    """An image preset: keras-hub's image converter (or a Hugging Face one)."""
+    keras_hub = quiet_import("keras_hub")
+    converter = keras_hub.layers.ImageConverter.from_preset(loc)
+    if converter is None and folder is not None:
+        converter = _hf_image_converter(folder)
+    return Embedder(backbone, "image", source=name, converter=converter)
+
+
+# The one table of preset families, by the modality the backbone's input says
+# (``_modality``): add a family here with its loader; tests/test_backbones.py's
+# contract runs every tiny preset of tests/presets.py through it.
+PRESET_FAMILIES = {"text": _text_preset, "image": _image_preset}
 
 
 def _from_model(model: Any, source: str) -> Embedder:

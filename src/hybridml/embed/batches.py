@@ -7,7 +7,7 @@ import io
 import numpy as np
 
 
-def _cached(cache, namespace, keys, batches, out) -> None:
+def fill_from_cache(cache, namespace, keys, batches, out) -> None:
     """Fill ``out`` (one row per key) from ``cache``, embedding what is missing.
 
     ``batches(indices)`` yields ``(batch, vectors)`` pairs. An EmbeddingCache
@@ -44,7 +44,7 @@ def _cached(cache, namespace, keys, batches, out) -> None:
 _OOM_MARKERS = ("out of memory", "resource_exhausted", "resourceexhausted", "oom ")
 
 
-def _is_oom(exc: BaseException) -> bool:
+def is_oom(exc: BaseException) -> bool:
     """Tell whether ``exc`` is an out-of-memory error (TF, JAX/XLA, torch, numpy)."""
     if isinstance(exc, MemoryError):
         return True
@@ -55,7 +55,7 @@ def _is_oom(exc: BaseException) -> bool:
     return any(marker in text for marker in _OOM_MARKERS)
 
 
-def _progress(total: int, verbose: int):
+def progress_bar(total: int, verbose: int):
     if not verbose:
         return None
     from tqdm.auto import tqdm

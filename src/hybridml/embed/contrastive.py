@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from typing import Any
 
 import numpy as np
@@ -14,9 +12,11 @@ from sklearn.utils.validation import _num_samples, check_array, check_is_fitted
 from .._keras_io import is_keras_model
 from .._validation import check_int
 from .backbones import Embedder, get_embedder
+from .fingerprint import fingerprint
 from .pairs import label_targets
 from .precision import DTYPES
-from .transformer import KerasEmbeddingTransformer, _is_numeric_spec, _SavedModel
+from .seeding import preserved_random_state
+from .transformer import KerasEmbeddingTransformer, SavedModel, is_numeric_spec
 
 __all__ = ["ContrastiveFineTuner"]
 
@@ -229,17 +229,30 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
             )
         view = self._new_view()
         view._check_params()  # cheap checks first: no model is loaded yet
-        if _is_numeric_spec(self.backbone):
+        if is_numeric_spec(self.backbone):
             # sparse or not-an-array input: sklearn's clear error, before any work
             X = check_array(X, accept_sparse=False, dtype=np.float32)
         Y, groups, kind = label_targets(y, _num_samples(X))
         frozen, items = view._fit(X)
-        from .tuning import train
+        from .training import TrainingSettings, train
 
         self._copy_recipe(view)
         self.target_type_ = kind
         self._resolve_auto()
-        result = train(self, frozen, items, Y, groups)
+        with preserved_random_state(self.random_state is not None):  # seeds inside
+            settings = TrainingSettings(
+                random_state=self.random_state, dtype=self.dtype,
+                pooling=self.pooling_, normalize=bool(self.normalize_),
+                sequence_length=self.sequence_length_, image_size=self.image_size,
+                augment=self.augment_, early_stopping=self.early_stopping,
+                validation_fraction=self.validation_fraction,
+                batch_size=self.batch_size, epochs=self.epochs,
+                warmup_ratio=self.warmup_ratio, learning_rate=self.learning_rate_,
+                weight_decay=self.weight_decay, loss=self.loss_,
+                temperature=self.temperature, patience=self.patience,
+                verbose=self.verbose,
+            )  # fmt: skip
+            result = train(settings, frozen, items, Y, groups)
         self.dtype_ = result["dtype"]
         self._tuned = result["embedder"]
         self._weights = None
@@ -363,6 +376,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         for name in (*self._RECIPE_ATTRS, "n_features_in_"):
             if hasattr(self, name):
                 setattr(view, name, getattr(self, name))
+        view.image_size = self.image_size_  # fit's size, not a parameter set since
         view._fingerprint = self.fingerprint_
         return view._embed(tuned, view._check_input(X, tuned, reset=False))
 
@@ -386,23 +400,21 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     def fingerprint_(self) -> str:
         """sha256 of the tuned weights, preprocessing and output parameters."""
         check_is_fitted(self)
-        payload = {
-            "recipe": _RECIPE,
-            "model": self._tuned_embedder().digest(),
-            "pooling": self.pooling_,
-            "normalize": self.normalize_,
-            "sequence_length": self.sequence_length_,
-            "image_size": list(self.image_size_) if self.image_size_ else None,
-        }
-        if getattr(self, "dtype_", "float32") != "float32":
-            payload["dtype"] = self.dtype_
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return fingerprint(
+            self._tuned_embedder().digest(),
+            modality=self.modality_,
+            pooling=self.pooling_,
+            normalize=self.normalize_,
+            sequence_length=self.sequence_length_,
+            image_size=self.image_size_,
+            dtype=getattr(self, "dtype_", "float32"),
+            tuning=_RECIPE,
+        )
 
     def _tuned_embedder(self) -> Embedder:
         tuned = getattr(self, "_tuned", None)
         if tuned is None:  # unpickled: rebuild the copy from the saved weights
-            from .tuning import copy_model, tuned_embedder
+            from .training import copy_model, tuned_embedder
 
             frozen = get_embedder(self.backbone)
             model = copy_model(frozen.model, getattr(self, "dtype_", "float32"))
@@ -424,7 +436,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         state = dict(super().__getstate__())
         if is_keras_model(self.backbone):
-            state["backbone"] = _SavedModel.from_model(self.backbone)
+            state["backbone"] = SavedModel.from_model(self.backbone)
         tuned = state.pop("_tuned", None)
         if tuned is not None:
             state["_weights"] = [np.asarray(w) for w in tuned.model.get_weights()]
@@ -432,7 +444,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state: dict) -> None:
         backbone = state.get("backbone")
-        if isinstance(backbone, _SavedModel):
+        if isinstance(backbone, SavedModel):
             state = {**state, "backbone": backbone.load()}
         super().__setstate__(state)
 
@@ -440,7 +452,7 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.target_tags.required = True
         tags.transformer_tags.preserves_dtype = ["float32"]
-        if not _is_numeric_spec(self.backbone):
+        if not is_numeric_spec(self.backbone):
             tags.input_tags.two_d_array = False
             tags.input_tags.one_d_array = True
             tags.input_tags.string = True

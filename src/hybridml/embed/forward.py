@@ -39,7 +39,7 @@ def pad_rows(keras: Any, inputs: Any, n: int, target: int) -> Any:
     return keras.ops.concatenate([inputs, reps], axis=0)
 
 
-def _pool(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
+def pool_output(keras: Any, out: Any, mask: Any, pooling: str, normalize: bool) -> Any:
     ops = keras.ops
     out = ops.cast(out, "float32")
     if pooling == "none":
@@ -140,7 +140,7 @@ def compile_forward(
         if key is not None:
             out = out[key]
         mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
-        return _pool(keras, out, mask, pooling, normalize)
+        return pool_output(keras, out, mask, pooling, normalize)
 
     if backend == "jax":
         import jax

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .. import _pixels
+from .._validation import is_missing
 
 ImageItem = Any  # np.ndarray | str (file path) | PIL.Image.Image
 
@@ -48,15 +49,6 @@ def _rows(X: Any, what: str) -> Sequence[Any]:
     )
 
 
-def _is_missing(item: Any) -> bool:
-    if item is None:
-        return True
-    try:
-        return bool(item != item)  # NaN and pd.NA
-    except (TypeError, ValueError):
-        return False
-
-
 def as_texts(X: Any) -> list[str]:
     """Validate text input and return it as a list of ``str``."""
     rows = _rows(X, "text")
@@ -83,7 +75,7 @@ def as_texts(X: Any) -> list[str]:
     for i, item in enumerate(texts):
         if isinstance(item, str):
             continue
-        if _is_missing(item):
+        if is_missing(item):
             raise ValueError(
                 f"text input: item {i} is missing: got {item!r}. Expected str. "
                 "Drop or fill missing values first, e.g. X.fillna('')."
@@ -159,7 +151,7 @@ def _check_image_item(i: int, item: Any) -> ImageItem:
         return item
     if hasattr(item, "convert") and hasattr(item, "mode"):  # PIL image
         return item
-    if _is_missing(item):
+    if is_missing(item):
         raise ValueError(
             f"image input: item {i} is missing: got {item!r}. Expected an image. "
             "Drop rows without an image first."

@@ -15,6 +15,8 @@ import numpy as np
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils.multiclass import type_of_target
 
+from .._validation import check_labels_present
+
 __all__ = ["batch_plan", "label_targets"]
 
 
@@ -38,6 +40,7 @@ def label_targets(y: Any, n_rows: int) -> tuple[np.ndarray, np.ndarray, str]:
             "matrix (multi-label): ContrastiveFineTuner requires y to be passed, "
             "but the target y is None. Pass y to fit."
         )
+    check_labels_present(y)  # before asarray: it would make NaN a "nan" class
     arr = np.asarray(y)
     if len(arr) != n_rows:
         raise ValueError(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
-import json
 import os
 import sys
 import threading
@@ -18,12 +16,11 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._keras_io import is_keras_model
 from .._validation import check_int
-from . import calibrate as _calibrate
-from . import inputs as _inputs
-from . import precision as _precision
+from . import calibrate, inputs, precision
 from .backbones import DTYPES, POOLINGS, Embedder, get_embedder
-from .batches import _cached, _is_oom, _progress
-from .pickling import SavedModel as _SavedModel
+from .batches import fill_from_cache, is_oom, progress_bar
+from .fingerprint import fingerprint
+from .pickling import SavedModel
 
 __all__ = ["KerasEmbeddingTransformer", "forward_rows"]
 
@@ -55,9 +52,6 @@ def forward_rows() -> int:
     0
     """
     return _FORWARD_ROWS
-
-
-_RECIPE_VERSION = 1  # bump when the embedding computation changes
 
 
 class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
@@ -298,11 +292,11 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         import keras
 
         is_preset = isinstance(self.backbone, (str, os.PathLike))
-        decision = _calibrate.decide(
+        decision = calibrate.decide(
             backend=keras.backend.backend(),
             digest=lambda: get_embedder(self.backbone, "float32").digest(),
             run=self._calibration_run() if is_preset else None,
-            capability=_precision.accelerator_capability(),
+            capability=precision.accelerator_capability(),
             size=lambda: get_embedder(self.backbone, "float32").model.count_params(),
         )
         if self.verbose > 0:
@@ -422,19 +416,15 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def fingerprint_(self) -> str:
         """sha256 of the weights, preprocessing and output-changing parameters."""
         check_is_fitted(self)
-        embedder = self._fitted_embedder()
-        payload = {
-            "recipe": _RECIPE_VERSION,
-            "model": embedder.digest(),
-            "modality": self.modality_,
-            "pooling": self.pooling_,
-            "normalize": self.normalize_,
-            "sequence_length": self.sequence_length_,
-            "image_size": list(self.image_size_) if self.image_size_ else None,
-            "dtype": self._fitted_param("dtype") or "float32",  # resolved at fit
-        }
-        blob = json.dumps(payload, sort_keys=True).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return fingerprint(
+            self._fitted_embedder().digest(),
+            modality=self.modality_,
+            pooling=self.pooling_,
+            normalize=self.normalize_,
+            sequence_length=self.sequence_length_,
+            image_size=self.image_size_,
+            dtype=self._fitted_param("dtype"),
+        )
 
     # ------------------------------------------------------------------ helpers
     def _fitted_param(self, name: str) -> Any:
@@ -447,9 +437,9 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 
     def _check_input(self, X: Any, embedder: Embedder, *, reset: bool) -> Any:
         if embedder.modality == "text":
-            return _inputs.as_texts(X)
+            return inputs.as_texts(X)
         if embedder.modality == "image":
-            return _inputs.as_images(X)
+            return inputs.as_images(X)
         if X is None and reset:
             raise ValueError(
                 f"X: got None. Expected a 2-D numeric array for {embedder.source}, "
@@ -462,9 +452,9 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         modality = embedder.modality
         cache = self._cache()
         if cache is not None:
-            keys = _inputs.row_keys(items, modality)
+            keys = inputs.row_keys(items, modality)
         else:
-            keys = _inputs.dedupe_keys(items, modality)
+            keys = inputs.dedupe_keys(items, modality)
         first: dict[Any, int] = {}
         unique: list[int] = []  # row index of each distinct key's first occurrence
         inverse = np.empty(n, dtype=np.intp)
@@ -480,82 +470,38 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             for batch, vectors in batches(range(len(unique))):
                 out[batch] = vectors
         else:
-            _cached(cache, self.fingerprint_, unique_keys, batches, out)
+            fill_from_cache(cache, self.fingerprint_, unique_keys, batches, out)
         return out if len(unique) == n else out[inverse]
 
     def _run(self, embedder, items, unique, todo):
         """Embed rows ``todo`` (indices into ``unique``); yield each finished batch.
 
         Yields ``(batch, vectors)``: indices into ``unique`` and their vectors.
+        The batches come from the modality's batcher; an out-of-memory error
+        halves the batch size and plans the remaining rows again.
         """
-        global _FORWARD_ROWS
         todo = list(todo)
         if not todo:
             return
-        modality = embedder.modality
-        if modality == "text":
-            tokens = embedder.tokenize(
-                [items[unique[j]] for j in todo], self.sequence_length_
-            )
-            lengths = np.array([len(t) for t in tokens])
-            order = np.argsort(-lengths, kind="stable")  # longest first: OOM early
-            rows = [todo[i] for i in order]
-            token_of = {todo[i]: tokens[i] for i in range(len(todo))}
-        else:
-            rows = list(todo)
-        progress = _progress(len(rows), self.verbose)
-        batch_size = self.batch_size
-        plan = None
-        pos = 0
+        batcher = {"text": self._text_batches, "image": self._image_batches}.get(
+            embedder.modality, self._numeric_batches
+        )
+        rows, make = batcher(embedder, items, unique, todo)
+        progress = progress_bar(len(rows), self.verbose)
+        batch_size, plan, pos = self.batch_size, None, 0
         try:
             while pos < len(rows):
-                shape: dict[str, Any] = {}
-                if modality == "text":
-                    if plan is None:  # shapes chosen per call: see embed/shapes.py
-                        lengths = [len(token_of[j]) for j in rows[pos:]]
-                        plan = iter(
-                            embedder.plan(
-                                lengths, batch_size, self.pooling_, self.normalize_
-                            )
-                        )
-                    step = next(plan)
-                    batch = rows[pos : pos + step.stop - step.start]
-                    batch_tokens = [token_of[j] for j in batch]
-                    # an un-compiled batch (TF's graph) pays per token, not per
-                    # shape: pad it to its longest row only
-                    length = (
-                        step.length
-                        if step.compiled
-                        else max(len(t) for t in batch_tokens)
-                    )
-                    inputs = embedder.text_batch(batch_tokens, length)
-                    shape = {"rows": step.rows, "compiled": step.compiled}
-                elif modality == "image":
-                    batch = rows[pos : pos + batch_size]
-                    images = [_inputs.load_image(items[unique[j]]) for j in batch]
-                    inputs = embedder.image_batch(
-                        images, self._fitted_param("image_size")
-                    )
-                else:
-                    batch = rows[pos : pos + batch_size]
-                    inputs = np.asarray(items[[unique[j] for j in batch]])
+                batch, batch_in, shape, plan = make(rows, pos, batch_size, plan)
                 try:
                     vectors = embedder.forward(
-                        inputs, self.pooling_, self.normalize_, **shape
+                        batch_in, self.pooling_, self.normalize_, **shape
                     )
                 except Exception as exc:
-                    if not _is_oom(exc) or batch_size == 1:
+                    if not is_oom(exc) or batch_size == 1:
                         raise
-                    batch_size = max(1, len(batch) // 2)
-                    plan = None
-                    warnings.warn(
-                        f"Out of memory embedding {len(batch)} rows at once; "
-                        f"retrying with batch_size={batch_size}.",
-                        RuntimeWarning,
-                    )
+                    batch_size, plan = _halved(len(batch)), None
                     continue
-                with _COUNTER_LOCK:
-                    _FORWARD_ROWS += len(batch)
+                _count_rows(len(batch))
                 yield batch, vectors
                 pos += len(batch)
                 if progress is not None:
@@ -563,6 +509,55 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
         finally:
             if progress is not None:
                 progress.close()
+
+    def _text_batches(self, embedder, items, unique, todo):
+        """Rows longest first (an out-of-memory error comes early), and a maker
+        of padded token batches in the shapes the embedder plans.
+        """
+        tokens = embedder.tokenize(
+            [items[unique[j]] for j in todo], self.sequence_length_
+        )
+        lengths = np.array([len(t) for t in tokens])
+        order = np.argsort(-lengths, kind="stable")
+        rows = [todo[i] for i in order]
+        token_of = {todo[i]: tokens[i] for i in range(len(todo))}
+
+        def make(rows, pos, batch_size, plan):
+            if plan is None:  # shapes chosen per call: see embed/shapes.py
+                left = [len(token_of[j]) for j in rows[pos:]]
+                plan = iter(
+                    embedder.plan(left, batch_size, self.pooling_, self.normalize_)
+                )
+            step = next(plan)
+            batch = rows[pos : pos + step.stop - step.start]
+            batch_tokens = [token_of[j] for j in batch]
+            # an un-compiled batch (TF's graph) pays per token, not per shape:
+            # pad it to its longest row only
+            length = step.length if step.compiled else max(len(t) for t in batch_tokens)
+            shape = {"rows": step.rows, "compiled": step.compiled}
+            return batch, embedder.text_batch(batch_tokens, length), shape, plan
+
+        return rows, make
+
+    def _image_batches(self, embedder, items, unique, todo):
+        """Rows in order, and a maker of decoded, converted image batches."""
+        size = self._fitted_param("image_size")
+
+        def make(rows, pos, batch_size, plan):
+            batch = rows[pos : pos + batch_size]
+            images = [inputs.load_image(items[unique[j]]) for j in batch]
+            return batch, embedder.image_batch(images, size), {}, plan
+
+        return list(todo), make
+
+    def _numeric_batches(self, embedder, items, unique, todo):
+        """Rows in order, and a maker of numeric row batches."""
+
+        def make(rows, pos, batch_size, plan):
+            batch = rows[pos : pos + batch_size]
+            return batch, np.asarray(items[[unique[j] for j in batch]]), {}, plan
+
+        return list(todo), make
 
     # ------------------------------------------------------------------ sklearn
     def __sklearn_clone__(self) -> KerasEmbeddingTransformer:
@@ -580,13 +575,13 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def __getstate__(self) -> dict:
         state = super().__getstate__()
         fitted = state.get("_fitted")
-        saved: dict[int, _SavedModel] = {}  # one archive per distinct model
+        saved: dict[int, SavedModel] = {}  # one archive per distinct model
 
         def save(value):
             if not is_keras_model(value):
                 return value
             if id(value) not in saved:
-                saved[id(value)] = _SavedModel.from_model(value)
+                saved[id(value)] = SavedModel.from_model(value)
             return saved[id(value)]
 
         state = {**state, "backbone": save(self.backbone)}
@@ -596,7 +591,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state: dict) -> None:
         def load(value):
-            return value.load() if isinstance(value, _SavedModel) else value
+            return value.load() if isinstance(value, SavedModel) else value
 
         state = {**state, "backbone": load(state.get("backbone"))}
         fitted = state.get("_fitted")
@@ -607,7 +602,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.transformer_tags.preserves_dtype = ["float32"]
-        if not _is_numeric_spec(self.backbone):
+        if not is_numeric_spec(self.backbone):
             # texts, file paths and images: not a 2-D numeric matrix
             tags.input_tags.two_d_array = False
             tags.input_tags.one_d_array = True
@@ -618,7 +613,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
 def _calibration_sample(est: KerasEmbeddingTransformer) -> Any:
     """What ``dtype="auto"`` times: fixed texts, or seeded random images."""
     if est.modality_ == "text":
-        return _calibrate.calibration_texts(16)
+        return calibrate.calibration_texts(16)
     if est.modality_ == "image":
         height, width = est.image_size_ or (224, 224)
         rng = np.random.default_rng(0)
@@ -628,7 +623,26 @@ def _calibration_sample(est: KerasEmbeddingTransformer) -> Any:
     )
 
 
-def _is_numeric_spec(spec: Any) -> bool:
+def _count_rows(n: int) -> None:
+    """Add ``n`` to the rows every forward pass of this process has embedded."""
+    global _FORWARD_ROWS
+    with _COUNTER_LOCK:
+        _FORWARD_ROWS += n
+
+
+def _halved(rows: int) -> int:
+    """The batch size after an out-of-memory error on ``rows`` rows, said once."""
+    smaller = max(1, rows // 2)
+    warnings.warn(
+        f"Out of memory embedding {rows} rows at once; retrying with "
+        f"batch_size={smaller}.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return smaller
+
+
+def is_numeric_spec(spec: Any) -> bool:
     """Tell whether ``spec`` is a model whose single input is a 2-D tensor."""
     if not is_keras_model(spec):
         return False

@@ -43,7 +43,6 @@ and scale them as the backbone expects first (keras-hub's ``ImageConverter``).
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -52,19 +51,18 @@ from sklearn.utils import check_array, check_consistent_length, check_random_sta
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._imports import import_keras
-from .._validation import is_int as _is_int
-from . import raw_inputs as _raw
-from . import routing as _routing
-from .building import _X_DTYPES, _as_floatx, _pixel_dtype, _train_test_split
-from .compiling import _CompileMixin
-from .predicting import _PredictMixin
-from .seeding import _quiet_retracing, _seeded
-from .serialization import _SerializeMixin
+from .._validation import check_labels_present, is_int
+from . import raw_inputs, routing
+from .building import X_DTYPES, as_floatx, hold_out_split, pixel_dtype
+from .compiling import CompileMixin
+from .predicting import PredictMixin
+from .seeding import quiet_retracing, seeded_fit
+from .serialization import SerializeMixin
 
 _EARLY_STOPPING_PATIENCE = 5  # epochs, for early_stopping=True
 
 
-class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
+class KerasBase(CompileMixin, PredictMixin, SerializeMixin, BaseEstimator):
     """What KerasClassifier and KerasRegressor share; see their docstrings."""
 
     _y_numeric = False
@@ -123,7 +121,7 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         """
         return {**super().get_params(deep=deep), **getattr(self, "_kwargs", {})}
 
-    def set_params(self, **params: Any) -> _KerasBase:
+    def set_params(self, **params: Any) -> KerasBase:
         """Set parameters, routed ``model__*``, ``optimizer__*``, ... included.
 
         Parameters
@@ -142,13 +140,13 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         own = super().get_params(deep=False)
         extra = dict(self._kwargs)
         for key in params:
-            if key not in own and key not in extra and not _routing.route_of(key):
+            if key not in own and key not in extra and not routing.route_of(key):
                 valid = sorted([*own, *extra])
                 raise ValueError(
                     f"{key}: got an unknown parameter for {type(self).__name__}. "
                     f"Expected one of {valid} or a routed name such as "
                     f"'model__<name>' or 'optimizer__<name>'."
-                    f"{_routing.closest(key, valid)}"
+                    f"{routing.closest(key, valid)}"
                 )
         for key, value in params.items():
             if key in own:
@@ -208,13 +206,13 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         reuse = train and (partial or self.warm_start) and hasattr(self, "model_")
         X, y = self._validate(keras, X, y, reuse)
         codes = self._codes(y, reset=not reuse, classes=classes)
-        sample_weight = self._sample_weight(sample_weight, codes, _raw.n_rows(X))
+        sample_weight = self._sample_weight(sample_weight, codes, raw_inputs.n_rows(X))
         fit_kwargs = self._fit_kwargs(keras, fit_kwargs, partial)
         callbacks = self._make_callbacks(keras, fit_kwargs.pop("callbacks", None))
         epochs_done = len(next(iter(self.history_.values()), [])) if reuse else 0
         seed = self._seed(epochs_done)
         history = {}
-        with _seeded(seed), _quiet_retracing():
+        with seeded_fit(seed), quiet_retracing():
             if reuse:
                 model, X = self.model_, self._model_inputs(self.model_, X)
             else:
@@ -229,14 +227,16 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
 
     def _validate(self, keras, X, y, reuse):
         """Check X and y; raw text / images pass through to the preprocessor."""
-        if not _raw.looks_raw(X):
+        if not self._y_numeric:  # a missing label is no class (NaN is no "nan")
+            check_labels_present(y)
+        if not raw_inputs.looks_raw(X):
             X, y = validate_data(
                 self,
                 X,
                 y,
                 reset=not reuse,
                 allow_nd=True,
-                dtype=_pixel_dtype(X),
+                dtype=pixel_dtype(X),
                 multi_output=True,
                 y_numeric=self._y_numeric,
             )
@@ -245,9 +245,9 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
             return X, y
         model = self.model_ if reuse else self.model
         if model is None or (
-            isinstance(model, keras.Model) and _raw.preprocessor_of(model) is None
+            isinstance(model, keras.Model) and raw_inputs.preprocessor_of(model) is None
         ):
-            raise _raw.no_preprocessor_error(model)
+            raise raw_inputs.no_preprocessor_error(model)
         y = validate_data(
             self, "no_validation", y, multi_output=True, y_numeric=self._y_numeric
         )
@@ -260,11 +260,11 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
 
     def _model_inputs(self, model, X):
         """X as the model takes it: preprocessed once when it has a preprocessor."""
-        if _raw.preprocessor_of(model) is not None:
-            return _raw.preprocess(model, X)
-        if _raw.looks_raw(X):
-            raise _raw.no_preprocessor_error(model)
-        return _as_floatx(import_keras(), X) if X.dtype.kind in "iu" else X
+        if raw_inputs.preprocessor_of(model) is not None:
+            return raw_inputs.preprocess(model, X)
+        if raw_inputs.looks_raw(X):
+            raise raw_inputs.no_preprocessor_error(model)
+        return as_floatx(import_keras(), X) if X.dtype.kind in "iu" else X
 
     def _train(self, keras, model, X, codes, sample_weight, kwargs, callbacks, seed):
         """One ``model.fit`` call on the split, weighted, encoded data."""
@@ -282,8 +282,8 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
                 )
             )
         X_train, y_train, sw_train = train_data
-        fit = _raw.keras_method(keras, model, "fit")
-        with _raw.detached(model):
+        fit = raw_inputs.keras_method(keras, model, "fit")
+        with raw_inputs.detached(model):
             return fit(
                 X_train,
                 y_train,
@@ -312,13 +312,13 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
                 f"model: got {model!r}. Expected a callable returning a "
                 "keras.Model, a keras.Model instance, or None for the default MLP."
             )
-        if not _is_int(self.epochs) or self.epochs < 1:
+        if not is_int(self.epochs) or self.epochs < 1:
             raise ValueError(
                 f"epochs: got {self.epochs!r}. Expected an int >= 1. Use "
                 "initialize(X, y) to build the model without training."
             )
         if self.batch_size is not None and (
-            not _is_int(self.batch_size) or self.batch_size < 1
+            not is_int(self.batch_size) or self.batch_size < 1
         ):
             raise ValueError(
                 f"batch_size: got {self.batch_size!r}. Expected an int >= 1 or None "
@@ -332,7 +332,7 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
             )
         self._patience()  # validates early_stopping
         length = self.sequence_length
-        if length is not None and (not _is_int(length) or length < 1):
+        if length is not None and (not is_int(length) or length < 1):
             raise ValueError(
                 f"sequence_length: got {length!r}. Expected an int >= 1 (tokens per "
                 "text row) or None to keep the preprocessor's own length."
@@ -345,7 +345,7 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
             return 0
         if value is True:
             return _EARLY_STOPPING_PATIENCE
-        if _is_int(value) and value >= 1:
+        if is_int(value) and value >= 1:
             return int(value)
         raise ValueError(
             f"early_stopping: got {value!r}. Expected False, True (patience "
@@ -357,23 +357,23 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         state = self.random_state
         if state is None:
             return None
-        if _is_int(state):
+        if is_int(state):
             return (int(state) + offset) % 2**32
         return int(check_random_state(state).randint(2**31 - 1))
 
     def _fit_kwargs(self, keras, fit_kwargs, partial) -> dict[str, Any]:
         """Merge ``model.fit`` arguments: parameters, then fit__*, then the call's."""
-        routed = _routing.routed(self._kwargs, "fit")
+        routed = routing.routed(self._kwargs, "fit")
         # sample and class weights go through the estimator's own arguments
-        accepted = _routing.signature_names(keras.Model.fit) - {
+        accepted = routing.signature_names(keras.Model.fit) - {
             "self",
             "x",
             "y",
             "sample_weight",
             "class_weight",
         }
-        _routing.check_names(routed, accepted, "keras.Model.fit", prefix="fit__")
-        _routing.check_names(fit_kwargs, accepted, "keras.Model.fit")
+        routing.check_names(routed, accepted, "keras.Model.fit", prefix="fit__")
+        routing.check_names(fit_kwargs, accepted, "keras.Model.fit")
         kwargs = {
             "batch_size": self.batch_size,
             "epochs": self.epochs,
@@ -389,11 +389,9 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
 
     def _make_callbacks(self, keras, extra) -> list:
         """Fresh callback objects: classes instantiated, instances copied."""
-        params = _routing.routed(self._kwargs, "callbacks")
+        params = routing.routed(self._kwargs, "callbacks")
         specs = self.callbacks if self.callbacks is not None else []
-        if not isinstance(specs, (list, tuple, Mapping)):
-            specs = [specs]
-        made = _routing.instantiate_each(
+        made = routing.instantiate_each(
             specs, params, module=keras.callbacks, route="callbacks", fresh=True
         )
         return made + list(extra or [])
@@ -404,22 +402,22 @@ class _KerasBase(_CompileMixin, _PredictMixin, _SerializeMixin, BaseEstimator):
         validation = fit_kwargs.pop("validation_data", None)
         if validation is not None:
             X_val, y_val, *rest = validation
-            if _raw.preprocessor_of(model) is not None:
-                X_val = _raw.preprocess(model, X_val)
+            if raw_inputs.preprocessor_of(model) is not None:
+                X_val = raw_inputs.preprocess(model, X_val)
             else:
                 X_val = validate_data(
-                    self, X_val, reset=False, allow_nd=True, dtype=_X_DTYPES
+                    self, X_val, reset=False, allow_nd=True, dtype=X_DTYPES
                 )
             validation = (X_val, self._encode(self._codes(y_val)), *rest)
         elif split:
             index = np.arange(len(codes))
-            train, val = _train_test_split(index, split, seed, self._stratify(codes))
+            train, val = hold_out_split(index, split, seed, self._stratify(codes))
             sw = sample_weight
-            validation = (_raw.take(X, val), self._encode(codes[val]))
+            validation = (raw_inputs.take(X, val), self._encode(codes[val]))
             if sw is not None:
                 validation += (sw[val],)
                 sample_weight = sw[train]
-            X, codes = _raw.take(X, train), codes[train]
+            X, codes = raw_inputs.take(X, train), codes[train]
         return (X, self._encode(codes), sample_weight), validation
 
     def _sample_weight(self, sample_weight, codes, n_samples):

@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from .._imports import import_keras
-from . import targets as _targets
+from . import targets
 
 
-def _default_mlp(meta, hidden_layer_sizes=(100,), activation="relu"):
+def default_mlp(meta, hidden_layer_sizes=(100,), activation="relu"):
     """Build the model used when ``model=None``: an MLP sized from ``meta``."""
     keras = import_keras()
     inputs = keras.Input(shape=meta["X_shape_"][1:])
@@ -24,16 +24,16 @@ def _default_mlp(meta, hidden_layer_sizes=(100,), activation="relu"):
     target = meta["target_type_"]
     if target == "binary":
         outputs = keras.layers.Dense(1, activation="sigmoid")(x)
-    elif target in ("multiclass", _targets.ONE_HOT):
+    elif target in ("multiclass", targets.ONE_HOT):
         outputs = keras.layers.Dense(meta["n_classes_"], activation="softmax")(x)
-    elif target == _targets.MULTILABEL:
+    elif target == targets.MULTILABEL:
         outputs = keras.layers.Dense(meta["n_outputs_"], activation="sigmoid")(x)
     else:
         outputs = keras.layers.Dense(meta["n_outputs_"])(x)
     return keras.Model(inputs, outputs)
 
 
-def _base_meta(estimator) -> dict[str, Any]:
+def base_meta(estimator) -> dict[str, Any]:
     return {
         "n_features_in_": getattr(estimator, "n_features_in_", None),
         "feature_names_in_": getattr(estimator, "feature_names_in_", None),
@@ -44,21 +44,21 @@ def _base_meta(estimator) -> dict[str, Any]:
     }
 
 
-def _clone_with_weights(keras, model, X):
+def clone_with_weights(keras, model, X):
     """Copy a model instance: same architecture and weights, uncompiled."""
     clone = keras.models.clone_model(model)
     if len(clone.weights) != len(model.weights):  # subclassed: build it first
-        clone(_as_floatx(keras, X[:1]), training=False)
+        clone(as_floatx(keras, X[:1]), training=False)
     clone.set_weights(model.get_weights())
     return clone
 
 
-def _output_width(keras, model, X) -> int | None:
+def output_width(keras, model, X) -> int | None:
     """Units of the model's single output; builds a subclassed model."""
     try:
         outputs = list(model.outputs)
     except (AttributeError, ValueError):  # subclassed, or not built yet
-        out = model(_as_floatx(keras, X[:1]), training=False)
+        out = model(as_floatx(keras, X[:1]), training=False)
         outputs = list(out.values()) if isinstance(out, Mapping) else out
         outputs = list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
     if len(outputs) != 1:
@@ -75,12 +75,12 @@ def _output_width(keras, model, X) -> int | None:
     return shape[1]
 
 
-def _as_floatx(keras, X):
+def as_floatx(keras, X):
     dtype = keras.config.floatx()
     return X if X.dtype == dtype else X.astype(dtype)
 
 
-def _declared(func: Callable) -> set[str]:
+def parameter_names(func: Callable) -> set[str]:
     """Every parameter name of ``func``'s signature."""
     try:
         return set(inspect.signature(func).parameters)
@@ -88,7 +88,7 @@ def _declared(func: Callable) -> set[str]:
         return set()
 
 
-def _custom_objects(*candidates) -> dict[str, Any]:
+def custom_objects_of(*candidates) -> dict[str, Any]:
     """Non-Keras functions and classes among losses / metrics, by name."""
     found: dict[str, Any] = {}
     for item in candidates:
@@ -103,7 +103,7 @@ def _custom_objects(*candidates) -> dict[str, Any]:
     return found
 
 
-def _train_test_split(index, size, seed, stratify):
+def hold_out_split(index, size, seed, stratify):
     try:
         return train_test_split(
             index, test_size=size, random_state=seed, stratify=stratify
@@ -121,10 +121,10 @@ def _train_test_split(index, size, seed, stratify):
         return train_test_split(index, test_size=size, random_state=seed)
 
 
-_X_DTYPES = ("float32", "float64")  # ints become float32; float64 is kept
+X_DTYPES = ("float32", "float64")  # ints become float32; float64 is kept
 
 
-def _pixel_dtype(X):
+def pixel_dtype(X):
     """The dtype X is validated to: integer images stay integers.
 
     An image task applies the package's pixel rule (``hybridml._pixels``:
@@ -134,4 +134,4 @@ def _pixel_dtype(X):
     """
     if isinstance(X, np.ndarray) and X.ndim == 4 and X.dtype.kind in "iu":
         return None
-    return _X_DTYPES
+    return X_DTYPES

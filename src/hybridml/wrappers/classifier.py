@@ -10,17 +10,16 @@ from sklearn.base import ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import column_or_1d
 
-from . import docstrings as _docs
-from . import targets as _targets
-from .base import _KerasBase
+from . import docstrings, targets
+from .base import KerasBase
 from .building import (
-    _base_meta,
+    base_meta,
 )
 
 __all__ = ["KerasClassifier"]
 
 
-class KerasClassifier(ClassifierMixin, _KerasBase):
+class KerasClassifier(ClassifierMixin, KerasBase):
     """A Keras model as a scikit-learn classifier.
 
     {intro}
@@ -96,8 +95,8 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
     probability per label. Pickling, ``copy.deepcopy`` and joblib workers carry
     the fitted model as Keras ``.keras`` bytes; custom losses and metrics given
     as parameters or used in the build callable are restored if they can be
-    imported where the pickle is loaded. The module docstring shows transfer
-    learning with a keras-hub backbone.
+    imported where the pickle is loaded. For transfer learning with a keras-hub
+    backbone, see :func:`hybridml.make_finetune_classifier`.
 
     Examples
     --------
@@ -199,10 +198,10 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
             Predicted labels.
         """
         proba = self.predict_proba(X)
-        if self.target_type_ == _targets.MULTILABEL:
+        if self.target_type_ == targets.MULTILABEL:
             return (proba > 0.5).astype(int)
         index = np.argmax(proba, axis=1)
-        if self.target_type_ == _targets.ONE_HOT:
+        if self.target_type_ == targets.ONE_HOT:
             return np.eye(self.n_classes_, dtype=int)[index]
         return self.classes_[index]
 
@@ -221,7 +220,7 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
             for multilabel targets (one probability per label).
         """
         raw = self._predict_raw(X)
-        return _targets.probabilities(raw, self._encoding, self._logits)
+        return targets.probabilities(raw, self._encoding, self._logits)
 
     # -- target hooks ------------------------------------------------------------
 
@@ -230,21 +229,21 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
             y = np.asarray(y.toarray() if hasattr(y, "toarray") else y)
             if y.ndim == 2 and y.shape[1] == 1:
                 y = column_or_1d(y, warn=True)
-            kind, labels, codes = _targets.classifier_target(y, classes)
+            kind, labels, codes = targets.classifier_target(y, classes)
             self.target_type_, self.classes_ = kind, labels
             self.n_classes_ = len(labels)
-            self.n_outputs_ = len(labels) if kind == _targets.MULTILABEL else 1
+            self.n_outputs_ = len(labels) if kind == targets.MULTILABEL else 1
             return codes
-        if self.target_type_ == _targets.MULTILABEL:
+        if self.target_type_ == targets.MULTILABEL:
             return np.asarray(y, dtype="float32")
-        if self.target_type_ == _targets.ONE_HOT:
+        if self.target_type_ == targets.ONE_HOT:
             return np.argmax(np.asarray(y), axis=1)
-        return _targets.encode_labels(column_or_1d(y), self.classes_)
+        return targets.encode_labels(column_or_1d(y), self.classes_)
 
     def _weigh_classes(self, weights, codes):
         if self.class_weight is None:
             return weights
-        if self.target_type_ == _targets.MULTILABEL:
+        if self.target_type_ == targets.MULTILABEL:
             raise ValueError(
                 f"class_weight: got {self.class_weight!r} for a multilabel target. "
                 "Expected None. Weight samples with sample_weight instead."
@@ -263,23 +262,23 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         return per_sample if weights is None else weights * per_sample
 
     def _stratify(self, codes):
-        return None if self.target_type_ == _targets.MULTILABEL else codes
+        return None if self.target_type_ == targets.MULTILABEL else codes
 
     def _default_loss(self, width):
-        return _targets.default_classifier_loss(self.target_type_, width)
+        return targets.default_classifier_loss(self.target_type_, width)
 
     def _set_encoding(self, loss, width):
-        self._encoding = _targets.classifier_encoding(
+        self._encoding = targets.classifier_encoding(
             self.target_type_, loss, width, self.n_classes_
         )
-        self._logits = _targets.from_logits(loss)
+        self._logits = targets.from_logits(loss)
 
     def _encode(self, codes):
-        return _targets.encode_classifier(codes, self._encoding, self.n_classes_)
+        return targets.encode_classifier(codes, self._encoding, self.n_classes_)
 
     def _meta(self) -> dict[str, Any]:
         return {
-            **_base_meta(self),
+            **base_meta(self),
             "classes_": self.classes_,
             "n_classes_": self.n_classes_,
         }
@@ -290,4 +289,4 @@ class KerasClassifier(ClassifierMixin, _KerasBase):
         return tags
 
 
-KerasClassifier.__doc__ = _docs.fill(KerasClassifier.__doc__, "classifier")
+KerasClassifier.__doc__ = docstrings.fill(KerasClassifier.__doc__, "classifier")

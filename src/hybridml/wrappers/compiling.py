@@ -14,30 +14,55 @@ from typing import Any
 
 from sklearn.base import BaseEstimator
 
-from . import raw_inputs as _raw
-from . import routing as _routing
+from . import raw_inputs, routing
 from .building import (
-    _clone_with_weights,
-    _declared,
-    _default_mlp,
-    _output_width,
+    clone_with_weights,
+    default_mlp,
+    output_width,
+    parameter_names,
 )
 
 _COMPILE_ROUTES = ("optimizer", "loss", "metrics", "compile")
 _WARNED: set[tuple] = set()  # default losses already announced in this process
 
 
-class _CompileMixin:
-    """Model building and compilation for ``_KerasBase``."""
+class CompileMixin:
+    """Model building and compilation for ``KerasBase``.
+
+    It needs from the class it is mixed into only the estimator's parameters
+    (``model``, ``optimizer``, ``loss``, ``metrics``, ``compile_kwargs``, ...),
+    ``_kwargs`` (the routed keyword arguments) and the four hooks declared
+    below, which the classifier and the regressor define: that is its whole
+    interface, so it reads without the other files open.
+    """
+
+    # -- hooks the concrete wrapper provides ----------------------------------
+    def _default_loss(self, width: int) -> str:
+        """The loss used when ``loss`` is None, for an output ``width`` wide."""
+        raise NotImplementedError
+
+    def _set_encoding(self, loss: Any, width: int) -> None:
+        """Choose the target encoding the compiled loss expects."""
+        raise NotImplementedError
+
+    def _meta(self) -> dict[str, Any]:
+        """What a build callable may read (``n_features_in_``, classes, ...)."""
+        raise NotImplementedError
+
+    def _model_inputs(self, model: Any, X: Any) -> Any:
+        """``X`` as the model takes it (raw inputs preprocessed once)."""
+        raise NotImplementedError
+
+    # -- building and compiling -----------------------------------------------
 
     def _build_and_compile(self, keras, X):
         """Build (or copy the instance) and compile; return (model, inputs)."""
         compile_kwargs = self._compile_kwargs(keras)
         model, compiled, loss, build = self._make_model(keras, X, compile_kwargs)
-        _raw.set_sequence_length(model, getattr(self, "sequence_length", None))
-        _raw.check_sequence_length(model)
+        raw_inputs.set_sequence_length(model, getattr(self, "sequence_length", None))
+        raw_inputs.check_sequence_length(model)
         X = self._model_inputs(model, X)
-        width = _output_width(keras, model, X)
+        width = output_width(keras, model, X)
         if compiled:
             loss = self._use_compiled(model, build)
         else:
@@ -47,9 +72,9 @@ class _CompileMixin:
 
     def _compile_kwargs(self, keras) -> dict[str, Any]:
         """Fresh optimizer and metrics, plus compile__* arguments."""
-        optimizer = _routing.instantiate(
+        optimizer = routing.instantiate(
             self.optimizer,
-            _routing.routed(self._kwargs, "optimizer"),
+            routing.routed(self._kwargs, "optimizer"),
             module=keras.optimizers,
             route="optimizer",
             fresh=True,
@@ -57,33 +82,33 @@ class _CompileMixin:
         compile_kwargs = {"optimizer": optimizer, "run_eagerly": self.run_eagerly}
         metrics = self.metrics
         if metrics is None or isinstance(metrics, (list, tuple)):
-            metrics = _routing.instantiate_each(
+            metrics = routing.instantiate_each(
                 metrics or [],
-                _routing.routed(self._kwargs, "metrics"),
+                routing.routed(self._kwargs, "metrics"),
                 module=keras.metrics,
                 route="metrics",
                 fresh=True,
             )
         if self.metrics is not None:
             compile_kwargs["metrics"] = metrics
-        extra = _routing.routed(self._kwargs, "compile")
-        accepted = _routing.signature_names(keras.Model.compile) - {"self"}
-        _routing.check_names(extra, accepted, "keras.Model.compile", prefix="compile__")
+        extra = routing.routed(self._kwargs, "compile")
+        accepted = routing.signature_names(keras.Model.compile) - {"self"}
+        routing.check_names(extra, accepted, "keras.Model.compile", prefix="compile__")
         compile_kwargs.update(extra)
         return compile_kwargs
 
     def _make_model(self, keras, X, compile_kwargs):
         """Return (model, compiled?, loss spec, build callable or None)."""
         if isinstance(self.model, keras.Model):
-            if _raw.preprocessor_of(self.model) is not None:
-                model = _raw.copy_task(self.model)
+            if raw_inputs.preprocessor_of(self.model) is not None:
+                model = raw_inputs.copy_task(self.model)
             else:
-                model = _clone_with_weights(keras, self.model, X)
+                model = clone_with_weights(keras, self.model, X)
             loss = self.loss
             if loss is None and self.model.compiled:
                 loss = self.model.loss
             return model, False, loss, None
-        build = self.model if self.model is not None else _default_mlp
+        build = self.model if self.model is not None else default_mlp
         hint = self.loss if self.loss is not None else self._default_loss(None)
         model = self._call_build(
             build, {**compile_kwargs, "loss": self._loss(keras, hint)}
@@ -103,7 +128,7 @@ class _CompileMixin:
                 "loss. Expected a loss. Pass loss= to the estimator and return "
                 "the model uncompiled, or compile it with a loss."
             )
-        if "compile_kwargs" not in _declared(build):
+        if "compile_kwargs" not in parameter_names(build):
             self._warn_if_compile_params_ignored(self.get_params(deep=False))
         if self.run_eagerly:  # a debugging switch: honoured on any model
             model.run_eagerly = True
@@ -115,7 +140,7 @@ class _CompileMixin:
             loss = self._loss(keras, loss)
         else:
             name = self._default_loss(width)
-            logits = not self._y_numeric and _raw.outputs_logits(model)
+            logits = not self._y_numeric and raw_inputs.outputs_logits(model)
             loss = self._loss(keras, name, from_logits=logits)
             key = (type(self).__name__, name, logits)
             if self.model is not None and key not in _WARNED:  # once per process
@@ -132,27 +157,27 @@ class _CompileMixin:
         return loss
 
     def _loss(self, keras, spec, *, from_logits=False):
-        routed = _routing.routed(self._kwargs, "loss")
+        routed = routing.routed(self._kwargs, "loss")
         if from_logits:
             routed = {"from_logits": True, **routed}
-        return _routing.instantiate(
+        return routing.instantiate(
             spec, routed, module=keras.losses, route="loss", fresh=False
         )
 
     def _call_build(self, build: Callable, compile_kwargs: dict) -> Any:
         """Call the build callable with its routed and bare keyword arguments."""
         params = self.get_params(deep=False)
-        bare = {k: v for k, v in self._kwargs.items() if not _routing.route_of(k)}
-        routed = _routing.routed(self._kwargs, "model")
-        accepted = _routing.signature_names(build)
+        bare = {k: v for k, v in self._kwargs.items() if not routing.route_of(k)}
+        routed = routing.routed(self._kwargs, "model")
+        accepted = routing.signature_names(build)
         name = getattr(build, "__name__", type(build).__name__)
         where = f"the model callable {name}()"
         if accepted is not None:
             own = {"meta", "compile_kwargs", "params"}
             estimator_params = BaseEstimator.get_params(self, deep=False)
-            _routing.check_names(bare, accepted - own, where, extra=estimator_params)
-            _routing.check_names(routed, accepted - own, where, prefix="model__")
-        declared = _declared(build)
+            routing.check_names(bare, accepted - own, where, extra=estimator_params)
+            routing.check_names(routed, accepted - own, where, prefix="model__")
+        declared = parameter_names(build)
         kwargs = {**bare, **routed}
         if "meta" in declared:
             kwargs["meta"] = self._meta()
@@ -166,7 +191,7 @@ class _CompileMixin:
         given = [k for k in ("loss", "metrics") if params[k] is not None]
         if not (isinstance(self.optimizer, str) and self.optimizer == "rmsprop"):
             given.append("optimizer")
-        given += [k for k in params if _routing.route_of(k) in _COMPILE_ROUTES]
+        given += [k for k in params if routing.route_of(k) in _COMPILE_ROUTES]
         if given:
             warnings.warn(
                 f"The build callable returned a compiled model, so {sorted(given)} "

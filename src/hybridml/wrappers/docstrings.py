@@ -31,9 +31,11 @@ SHARED_PARAMETERS = """\
         Rows per gradient step and per prediction batch (None: 32).
     verbose : int, default=0
         Keras' training progress output; prediction is always silent.
-    callbacks : list or dict of keras callbacks, classes or instances, default=None
+    callbacks : callback, or list or dict of callbacks (classes or instances), \
+default=None
         Classes are instantiated per fit with ``callbacks__<key>__*`` (``key``
-        is the list index or dict key); instances are copied per fit."""
+        is the list index or dict key), a single class with ``callbacks__*``;
+        instances are copied per fit."""
 
 SHARED_TRAINING = """\
     early_stopping : bool or int, default=False

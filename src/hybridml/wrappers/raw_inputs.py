@@ -4,9 +4,11 @@ A keras-hub ``TextClassifier`` / ``ImageClassifier`` (or any model with a
 ``preprocessor`` attribute, e.g. what a build function returns) takes strings,
 image arrays, paths or PIL images. The wrappers run that preprocessor here,
 once per ``fit`` (not once per epoch) and once per ``predict`` call, and train
-or predict on the resulting arrays with the preprocessor detached, so Keras
-never re-tokenises. Input checks come from :mod:`hybridml.embed.inputs`, the
-one home of input handling.
+or predict on the resulting arrays with Keras' own ``fit`` / ``predict`` (not
+the task's), so Keras never re-tokenises. Training detaches the preprocessor
+from the model it builds; a prediction never changes the fitted model, so
+threads may predict at once. Input checks come from
+:mod:`hybridml.embed.inputs`, the one home of input handling.
 
 Token arrays are trimmed to the longest row of the call, rounded up to a
 multiple of 8: on short sentences most of a fixed ``sequence_length`` is padding
@@ -24,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .. import _pixels
+from .._validation import is_missing
 from ..embed.inputs import as_images, as_texts, load_image
 
 _CHUNK = 256  # rows preprocessed per call
@@ -44,7 +47,8 @@ def looks_raw(X: Any) -> bool:
     """Whether X is text, image paths or PIL images rather than a numeric table.
 
     1-D sequences (list, tuple, Series, 1-D object/str arrays, one-column
-    DataFrames) whose first item is a string, path, PIL image or image array.
+    DataFrames) whose first present (not None / NaN) item is a string, path,
+    PIL image or image array.
     """
     columns = getattr(X, "columns", None)
     if columns is not None:
@@ -60,9 +64,8 @@ def looks_raw(X: Any) -> bool:
             return False
     elif not isinstance(X, (list, tuple)):
         return False
-    if len(X) == 0:
-        return False
-    first = X[0]
+    # the first present item: a leading None / NaN is refused later, by index
+    first = next((item for item in X if not is_missing(item)), None)
     return (
         isinstance(first, (str, bytes, os.PathLike))
         or (hasattr(first, "convert") and hasattr(first, "mode"))
@@ -196,7 +199,12 @@ def first(X: Any) -> Any:
 
 @contextlib.contextmanager
 def detached(model: Any) -> Iterator[None]:
-    """Train or predict on preprocessed arrays: the preprocessor is off meanwhile."""
+    """Train on preprocessed arrays: the preprocessor is off meanwhile.
+
+    For ``fit`` only, on the model being trained: a prediction must never
+    change the fitted model (two threads predicting at once could leave the
+    preprocessor off for good).
+    """
     pre = preprocessor_of(model)
     if pre is None:
         yield

@@ -7,16 +7,16 @@ from typing import Any
 import numpy as np
 from sklearn.base import RegressorMixin
 
-from . import docstrings as _docs
-from .base import _KerasBase
+from . import docstrings
+from .base import KerasBase
 from .building import (
-    _base_meta,
+    base_meta,
 )
 
 __all__ = ["KerasRegressor"]
 
 
-class KerasRegressor(RegressorMixin, _KerasBase):
+class KerasRegressor(RegressorMixin, KerasBase):
     """A Keras model as a scikit-learn regressor.
 
     {intro}
@@ -160,7 +160,7 @@ class KerasRegressor(RegressorMixin, _KerasBase):
         return codes
 
     def _meta(self) -> dict[str, Any]:
-        return _base_meta(self)
+        return base_meta(self)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -168,4 +168,4 @@ class KerasRegressor(RegressorMixin, _KerasBase):
         return tags
 
 
-KerasRegressor.__doc__ = _docs.fill(KerasRegressor.__doc__, "regressor")
+KerasRegressor.__doc__ = docstrings.fill(KerasRegressor.__doc__, "regressor")

@@ -184,7 +184,11 @@ def instantiate_each(
 
     ``params`` holds the ``<key>__<name>`` arguments routed to ``route``.
     Returns a list for a list, and a list of the dict's values for a dict.
+    A single spec (as in SciKeras, ``callbacks=EarlyStopping`` with
+    ``callbacks__patience=2``) takes ``params`` unkeyed: a list of one.
     """
+    if not isinstance(specs, (list, tuple, Mapping)):
+        return [instantiate(specs, params, module=module, route=route, fresh=fresh)]
     if isinstance(specs, Mapping):
         items = [(str(key), spec) for key, spec in specs.items()]
     else:

@@ -11,10 +11,11 @@ from collections.abc import Iterator
 import numpy as np
 
 from .._imports import import_keras
+from ..embed.seeding import preserved_random_state
 
 
 @contextlib.contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
+def seeded_fit(seed: int | None) -> Iterator[None]:
     """Seed Python, NumPy and the backend; restore their states afterwards.
 
     TensorFlow is only seeded when it is already imported (it is under the
@@ -24,27 +25,16 @@ def _seeded(seed: int | None) -> Iterator[None]:
         yield
         return
     keras = import_keras()
-    python_state = random.getstate()
-    numpy_state = np.random.get_state()  # noqa: NPY002 (Keras draws from it)
     torch = sys.modules.get("torch") if keras.backend.backend() == "torch" else None
-    torch_state = torch.random.get_rng_state() if torch is not None else None
     tf = sys.modules.get("tensorflow")
-    tf_seed = _tf_global_seed(tf) if tf is not None else None
-    random.seed(seed)
-    np.random.seed(seed)  # noqa: NPY002
-    if torch is not None:
-        torch.manual_seed(seed)
-    if tf is not None:
-        tf.random.set_seed(seed)
-    try:
-        yield
-    finally:
-        random.setstate(python_state)
-        np.random.set_state(numpy_state)  # noqa: NPY002
+    with preserved_random_state():
+        random.seed(seed)
+        np.random.seed(seed)  # noqa: NPY002
         if torch is not None:
-            torch.random.set_rng_state(torch_state)
+            torch.manual_seed(seed)
         if tf is not None:
-            tf.random.set_seed(tf_seed)
+            tf.random.set_seed(seed)
+        yield
 
 
 class _RetracingFilter(logging.Filter):
@@ -53,7 +43,7 @@ class _RetracingFilter(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_retracing() -> Iterator[None]:
+def quiet_retracing() -> Iterator[None]:
     """Hide TensorFlow's "retracing" warning while we fit or predict.
 
     Every fit builds a new model with new traced functions, so a grid search
@@ -66,11 +56,3 @@ def _quiet_retracing() -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(quiet)
-
-
-def _tf_global_seed(tf) -> int | None:
-    """TensorFlow's global seed, or None when none is set."""
-    try:
-        return tf.compat.v1.get_seed(None)[0]
-    except RuntimeError:  # op determinism on and no seed: nothing to restore
-        return None

@@ -1,8 +1,9 @@
 """Pickling and cloning for the wrappers' base.
 
 The fitted model travels as Keras' own ``.keras`` bytes (architecture, weights
-and assets such as a tokenizer's vocabulary); a ``keras.Model`` given as
-``model=`` is shared by clones, never copied.
+and assets such as a tokenizer's vocabulary), with the user's registered
+classes it names (by reference, so unpickling imports their module); a
+``keras.Model`` given as ``model=`` is shared by clones, never copied.
 """
 
 from __future__ import annotations
@@ -11,11 +12,16 @@ from typing import Any
 
 from sklearn.base import clone as _clone
 
-from .._keras_io import is_keras_model, model_from_bytes, model_to_bytes
-from .building import _custom_objects
+from .._keras_io import (
+    is_keras_model,
+    model_from_bytes,
+    model_to_bytes,
+    registered_objects,
+)
+from .building import custom_objects_of
 
 
-class _SerializeMixin:
+class SerializeMixin:
     """``__getstate__`` / ``__setstate__`` / ``__sklearn_clone__``."""
 
     def __sklearn_clone__(self):
@@ -35,10 +41,15 @@ class _SerializeMixin:
         state = dict(super().__getstate__())  # object's is __dict__ itself
         model = state.pop("model_", None)
         if model is not None:
-            state["_model_bytes"] = model_to_bytes(model)
-            state["_custom_objects"] = _custom_objects(
-                self.loss, self.optimizer, self.metrics, model.loss
-            )
+            data = state["_model_bytes"] = model_to_bytes(model)
+            # registered classes travel by reference: loading in a fresh
+            # process imports their module instead of failing to find them
+            state["_custom_objects"] = {
+                **registered_objects(data),
+                **custom_objects_of(
+                    self.loss, self.optimizer, self.metrics, model.loss
+                ),
+            }
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

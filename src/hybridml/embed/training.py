@@ -10,20 +10,20 @@ memory grows with the batch size, not with the number of rows.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
-from . import inputs as _inputs
-from . import precision as _precision
+from . import inputs, precision
 from .backbones import Embedder
 from .contrastive_loss import make_loss
-from .forward import _pool
+from .forward import pool_output
 from .pairs import batch_plan
 from .precision import auto_dtype, copy_in_dtype
 
-__all__ = ["copy_model", "train", "tuned_embedder"]
+__all__ = ["TrainingSettings", "copy_model", "train", "tuned_embedder"]
 
 
 class NoMixedPolicy(ValueError):
@@ -99,7 +99,7 @@ class _PooledEncoder(keras.Model):
         if self.output_key is not None:
             out = out[self.output_key]
         mask = inputs.get("padding_mask") if isinstance(inputs, dict) else None
-        return _pool(keras, out, mask, self.pooling, self.normalize)
+        return pool_output(keras, out, mask, self.pooling, self.normalize)
 
 
 class _Batches(keras.utils.PyDataset):
@@ -154,7 +154,7 @@ def _input_maker(embedder: Embedder, items: Any, seq_len, image_size, rng=None):
         crop = _resizes(embedder, image_size)
 
         def images(idx, augment=False):
-            batch = [_inputs.load_image(items[i]) for i in idx]
+            batch = [inputs.load_image(items[i]) for i in idx]
             if augment and rng is not None:
                 batch = [random_crop_flip(im, rng, crop=crop) for im in batch]
             return keras.ops.convert_to_numpy(embedder.image_batch(batch, image_size))
@@ -257,86 +257,101 @@ def _copy_for(model: Any, dtype: str) -> tuple[Any, str]:
     """The trainable copy and the dtype it computes in (``"auto"`` resolved)."""
     if dtype != "auto":
         return copy_model(model, dtype), dtype
-    chosen = auto_dtype(_precision.accelerator_capability())
+    chosen = auto_dtype(precision.accelerator_capability())
     try:
         return copy_model(model, chosen), chosen
     except NoMixedPolicy:  # Keras cannot rebuild it mixed: float32, dtype_ says
         return copy_model(model, "float32"), "float32"
 
 
-def train(est: Any, frozen: Embedder, items: Any, Y, groups) -> dict:
-    """Fine-tune a copy of ``frozen.model`` as ``est``'s parameters say.
+@dataclass(frozen=True)
+class TrainingSettings:
+    """What the training loop reads: the tuner's resolved settings, nothing else."""
+
+    random_state: int | None
+    dtype: str
+    pooling: str
+    normalize: bool
+    sequence_length: int | None
+    image_size: Any
+    augment: bool
+    early_stopping: Any
+    validation_fraction: float
+    batch_size: int
+    epochs: int
+    warmup_ratio: float
+    learning_rate: float
+    weight_decay: float
+    loss: str
+    temperature: float
+    patience: int
+    verbose: int
+
+
+def train(s: TrainingSettings, frozen: Embedder, items: Any, Y, groups) -> dict:
+    """Fine-tune a copy of ``frozen.model`` as ``s`` says.
 
     Returns the tuned :class:`Embedder`, Keras' history and the step count.
     """
-    seed = est.random_state
-    if seed is not None:
-        keras.utils.set_random_seed(int(seed))
-    rng = np.random.default_rng(seed)
-    model, dtype = _copy_for(frozen.model, est.dtype)
+    if s.random_state is not None:
+        keras.utils.set_random_seed(int(s.random_state))
+    rng = np.random.default_rng(s.random_state)
+    model, dtype = _copy_for(frozen.model, s.dtype)
     freeze_batchnorm(model)
     encoder = _PooledEncoder(
-        model,
-        frozen.output_key,
-        est.pooling_,
-        bool(est.normalize_),
-        name="pooled_encoder",
+        model, frozen.output_key, s.pooling, s.normalize, name="pooled_encoder"
     )
+    # augmentation has its own stream: on or off, the split and batches agree
+    augment_rng = _augment_rng(s.random_state) if s.augment else None
     make_inputs = _input_maker(
-        frozen,
-        items,
-        est.sequence_length_,
-        est.image_size,
-        # its own stream: augment on or off, the split and batches are the same
-        _augment_rng(seed) if est.augment_ else None,
+        frozen, items, s.sequence_length, s.image_size, augment_rng
     )
-    tr, held = _held_out(groups, est.early_stopping, est.validation_fraction, rng)
-    use_val = held is not None
+    tr, held = _held_out(groups, s.early_stopping, s.validation_fraction, rng)
 
-    def subset(rows):
-        return lambda idx, augment=False: make_inputs(rows[idx], augment)
+    def batches(rows, seed, fixed=False):
+        def make(idx, augment=False):
+            return make_inputs(rows[idx], augment)
 
-    fit_data = _Batches(
-        subset(tr), Y[tr], groups[tr], est.batch_size, rng.integers(2**31)
-    )
-    steps = len(fit_data) * est.epochs
-    warm = max(1, round(est.warmup_ratio * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, max(1, steps - warm), warmup_target=est.learning_rate_, warmup_steps=warm
-    )
-    optimizer = keras.optimizers.AdamW(schedule, weight_decay=est.weight_decay)
-    if dtype == "float16":  # float16 gradients underflow without scaling
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        return _Batches(make, Y[rows], groups[rows], s.batch_size, seed, fixed)
+
+    fit_data = batches(tr, rng.integers(2**31))
+    steps = len(fit_data) * s.epochs
     encoder.compile(
-        optimizer=optimizer,
-        loss=make_loss(est.loss_, est.temperature),
+        optimizer=_optimizer(s, steps, dtype),
+        loss=make_loss(s.loss, s.temperature),
         **_step_mode(encoder, frozen.modality, _work(fit_data, steps, frozen)),
     )
-    callbacks, val = [], None
-    if use_val:
-        val = _Batches(
-            subset(held), Y[held], groups[held], est.batch_size, 0, fixed=True
+    val, callbacks = None, []
+    if held is not None:
+        val = batches(held, 0, fixed=True)
+        stop = keras.callbacks.EarlyStopping(
+            patience=s.patience, restore_best_weights=True
         )
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                patience=est.patience, restore_best_weights=True
-            )
-        )
+        callbacks.append(stop)
     with warnings.catch_warnings():
         # Layers feeding only an output the pooling does not use (BERT's CLS
         # pooler when pooling="mean") get no gradient: expected, not a fault.
         warnings.filterwarnings("ignore", message="Gradients do not exist")
         history = encoder.fit(
-            fit_data,
-            validation_data=val,
-            epochs=est.epochs,
-            callbacks=callbacks,
-            verbose=1 if est.verbose else 0,
-        )
+            fit_data, validation_data=val, epochs=s.epochs, callbacks=callbacks,
+            verbose=1 if s.verbose else 0,
+        )  # fmt: skip
     return {
         "embedder": tuned_embedder(frozen, model),
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
         "steps": len(history.history.get("loss", [])) * len(fit_data),
-        "batch": min(est.batch_size, len(tr)),
+        "batch": min(s.batch_size, len(tr)),
         "dtype": dtype,
     }
+
+
+def _optimizer(s: TrainingSettings, steps: int, dtype: str) -> Any:
+    """AdamW on a warm-up + cosine schedule; loss-scaled under float16."""
+    warm = max(1, round(s.warmup_ratio * steps))
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, max(1, steps - warm), warmup_target=s.learning_rate, warmup_steps=warm
+    )
+    optimizer = keras.optimizers.AdamW(schedule, weight_decay=s.weight_decay)
+    if dtype == "float16":  # float16 gradients underflow without scaling
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
