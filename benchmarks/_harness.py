@@ -13,7 +13,9 @@ hybridml). What it gives every benchmark:
 - :func:`cpu_seconds`: process CPU-seconds of all threads (``getrusage``);
 - :func:`busy_reason`: why a ratio must not be printed (load average above the
   core count at the start, or other processes using the CPUs during a run);
-- :func:`report`: medians, spread, cosine to the reference, first call, ratios.
+- :func:`report`: medians, spread, cosine to the reference, first call, ratios;
+- :func:`write_results`: one table as JSON in ``docs/benchmarks/`` with its date,
+  CPU, load and command, which the site's benchmarks page renders.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ import os
 import resource
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 CORES = os.cpu_count() or 1
+RESULTS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks"
 
 
 def cpu_seconds() -> float:
@@ -214,17 +219,135 @@ def measure(
     unit: str,
     ref: str | None,
     max_load: float,
+    results: dict | None = None,
 ) -> dict[str, list[dict]]:
     """The whole measurement: CPU model, load around the runs, rounds, report.
 
-    Returns engine -> the children's results (as :func:`run_rounds`).
+    ``results``: ``{"name": ..., "title": ..., "notes": ...}`` also writes the
+    table to ``docs/benchmarks/<name>.json`` (:func:`write_results`). Returns
+    engine -> the children's results (as :func:`run_rounds`).
     """
     print("cpu:", cpu_model())
-    print("before:", uptime())
+    before = uptime()
+    print("before:", before)
     runs = run_rounds(engines, rounds, command, tmp, unit)
-    print("after:", uptime())
+    after = uptime()
+    print("after:", after)
     report(runs, ref, unit, max_load=max_load)
+    if results:
+        all_runs = [r for rs in runs.values() for r in rs]
+        why = busy_reason(all_runs, max_load=max_load)
+        others = max(r["others_cores"] for r in all_runs)
+        load = (
+            f"before: {before}; after: {after}; other processes at most "
+            f"{others:.2f} cores during any run"
+            + (f"; busy ({why}): no ratios" if why else "")
+        )
+        columns, rows = summary_table(runs, ref, unit, ratios=why is None)
+        path = write_results(
+            results["name"],
+            title=results["title"],
+            columns=columns,
+            rows=rows,
+            load=load,
+            notes=results.get("notes", "") + f" Median [min-max] of {rounds} rounds.",
+        )
+        print(f"results: {path}")
     return runs
+
+
+def summary_table(
+    runs: dict[str, list[dict]], ref: str | None, unit: str, ratios: bool = True
+) -> tuple[list[str], list[list[str]]]:
+    """The rounds as one table: throughput, the ratio to ``ref``, the first call."""
+    base = ref if ref in runs else next(iter(runs))
+
+    def med(rs, key):
+        return statistics.median(r["n"] / r[key] for r in rs)
+
+    columns = [
+        "engine",
+        f"timed call: {unit} per CPU-second",
+        "per wall-second",
+        f"vs {base} (CPU / wall)",
+        "first call: CPU-s",
+        "wall-s",
+    ]
+    rows = []
+    for engine, rs in runs.items():
+        ratio = ""
+        if ratios:
+            c = med(rs, "cpu") / med(runs[base], "cpu")
+            w = med(rs, "wall") / med(runs[base], "wall")
+            ratio = f"{c:.2f} / {w:.2f}"
+        rows.append(
+            [
+                engine,
+                spread([r["n"] / r["cpu"] for r in rs]).strip(),
+                spread([r["n"] / r["wall"] for r in rs]).strip(),
+                ratio,
+                f"{statistics.median(r['first_cpu'] for r in rs):.1f}",
+                f"{statistics.median(r['first_wall'] for r in rs):.1f}",
+            ]
+        )
+    return columns, rows
+
+
+def write_results(
+    name: str,
+    *,
+    title: str,
+    columns: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    load: str,
+    notes: str = "",
+    plot: dict | None = None,
+    folder: Path = RESULTS,
+) -> Path:
+    """Write one table to ``folder/<name>.json``, the schema the site renders.
+
+    The provenance is recorded here, not typed: today's date (UTC), the CPU
+    model with its vector units (:func:`cpu_model`) and core count, ``load``
+    (what the caller saw around the runs) and the command line that ran. The
+    plot shows the first numeric column against the first one unless ``plot``
+    says otherwise. A file of the same name is replaced; its place in the page
+    (``order``) is kept.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    order = 100
+    if path.exists():
+        order = json.loads(path.read_text()).get("order", order)
+    date = time.strftime("%Y-%m-%d", time.gmtime())
+    cpu = f"{CORES} cores of {cpu_model()}"
+    rows = [[str(v) for v in row] for row in rows]
+    if any(len(row) != len(columns) for row in rows):
+        raise ValueError(f"every row needs {len(columns)} cells: {rows!r}")
+    result = {
+        "schema": 1,
+        "name": name,
+        "order": order,
+        "title": title,
+        "date": date,
+        "cpu": cpu,
+        "load": load,
+        "command": " ".join(["python", *sys.argv]),
+        "source": f"written by make bench, measured {date} on {cpu}",
+        "notes": notes.strip(),
+        "columns": list(columns),
+        "rows": rows,
+        "plot": plot
+        or {
+            "labels": [0],
+            "series": [{"column": 1, "name": columns[1]}],
+            "xlabel": columns[1],
+        },
+    }
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, path)
+    return path
 
 
 def child_env(engine: str, threads: int, src: str) -> tuple[str, dict[str, str]]:

@@ -242,6 +242,14 @@ def run_parent(args) -> None:
         "sent",
         "st",
         args.max_load,
+        results={
+            "name": "embedding_text",
+            "title": "Text embedding speed: all-MiniLM-L6-v2 against "
+            "sentence-transformers",
+            "notes": f"{len(a)} warm-up + {len(b)} timed texts; each engine in "
+            f"its own fresh process, rounds rotated, {args.threads} threads "
+            "pinned.",
+        },
     )
     print("dtype per engine (what dtype='auto' chose, and why):")
     for engine, rs in runs.items():

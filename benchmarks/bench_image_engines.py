@@ -239,6 +239,13 @@ def run_parent(args) -> None:
         "img",
         "timm",
         args.max_load,
+        results={
+            "name": "image_engines",
+            "title": "Image embedding speed: EfficientNet-Lite0 against timm",
+            "notes": f"{args.warm} warm-up + {args.images} timed 224x224 uint8 "
+            f"images; each engine in its own fresh process, rounds rotated, "
+            f"{args.threads} threads pinned.",
+        },
     )
 
 

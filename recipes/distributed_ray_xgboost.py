@@ -1,4 +1,5 @@
 """Embed a folder of CSV files on a local Ray cluster, then train XGBoost on it.
+=============================================================================
 
 The pattern for corpora too large for one process: Ray Data reads the CSV shards
 in parallel, a pool of workers embeds the ``text`` column with all-MiniLM-L6-v2

@@ -1,4 +1,5 @@
 """Fine-tune a pretrained network end to end inside scikit-learn.
+==============================================================
 
 ``make_finetune_classifier`` turns any backbone the embedding transformer
 accepts into an unfitted ``KerasClassifier`` that trains on raw strings (a

@@ -1,4 +1,5 @@
 """Grid-search a Keras network like any scikit-learn classifier.
+=============================================================
 
 A ``KerasClassifier`` (the default MLP) behind a ``StandardScaler`` in one
 pipeline, tuned by ``GridSearchCV`` over routed parameters: the hidden layer

@@ -1,4 +1,5 @@
 """Pretrained image embeddings + classical heads vs raw pixels, on Fashion-MNIST.
+==============================================================================
 
 EfficientNet-Lite0 (ImageNet weights, offline) embeds each PNG file by path; a
 logistic regression, a random forest and XGBoost are trained on the 1280-d

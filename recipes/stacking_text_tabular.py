@@ -1,4 +1,5 @@
 """Hybrid stacking on text plus tabular columns, with one shared embedding cache.
+==============================================================================
 
 Rotten Tomatoes snippets (fresh or rotten) as a DataFrame: the snippet's text,
 two numeric columns computed from it (words, exclamation marks) and the film

@@ -1,4 +1,5 @@
 """A leaderboard in Python: which pretrained features + head fit my labels best?
+=============================================================================
 
 ``run_baseline`` is what ``hybridml baseline`` runs: each backbone embeds each
 review once, then every head is cross-validated on the embeddings, beside a

@@ -1,4 +1,5 @@
 """Sentence embeddings + an SVM on real movie reviews, as one scikit-learn pipeline.
+=================================================================================
 
 ``Pipeline([("embed", KerasEmbeddingTransformer()), ("svc", SVC())])`` on the
 shipped Rotten Tomatoes snippets (fresh vs rotten), with all-MiniLM-L6-v2 loaded

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import io
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,34 @@ def test_readme_python_examples_run(index, tmp_path, monkeypatch):
                 expected(printed.getvalue())
             else:
                 assert printed.getvalue() == expected
+
+
+def _guide_python_blocks() -> list[tuple[str, str]]:
+    """(page, code) of every ```python block of the user guide (docs/guide)."""
+    blocks = []
+    for page in sorted((ROOT / "docs" / "guide").glob("*.md")):
+        text = page.read_text()
+        # blocks may sit indented inside a list-table (side-by-side code)
+        fences = r"^[ *-]*```python\n(.*?)^ *```$"  # "* - ```python" in a table
+        for match in re.finditer(fences, text, re.S | re.M):
+            blocks.append((page.name, textwrap.dedent(match.group(1))))
+    return blocks
+
+
+@pytest.mark.parametrize(
+    "page, code",
+    _guide_python_blocks(),
+    ids=[f"{page}-{i}" for i, (page, _) in enumerate(_guide_python_blocks())],
+)
+def test_guide_python_examples_run(page, code, tmp_path, monkeypatch):
+    """Every ```python block of the user guide runs (`# no-test` blocks excepted).
+
+    The guide's ``>>>`` examples run as doctests in `make docs`.
+    """
+    if "# no-test" in code:
+        pytest.skip(f"{page}: block marked # no-test (another library, a cluster)")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, f"docs/guide/{page}", "exec"), {})
 
 
 def test_changelog_has_an_unreleased_section():
