@@ -46,10 +46,18 @@ def forward_rows() -> int:
 
     Examples
     --------
-    >>> from hybridml import forward_rows
+    Three rows, one of them twice: two rows go through the backbone.
+
+    >>> import keras, numpy as np
+    >>> from hybridml import KerasEmbeddingTransformer, forward_rows
+    >>> inputs = keras.Input((2,))
+    >>> model = keras.Model(inputs, keras.layers.Dense(2)(inputs))
+    >>> X = np.array([[1.0, 2.0], [3.0, 4.0], [1.0, 2.0]])
+    >>> embed = KerasEmbeddingTransformer(model).fit(X)
     >>> before = forward_rows()
+    >>> _ = embed.transform(X)
     >>> forward_rows() - before
-    0
+    2
     """
     return _FORWARD_ROWS
 
