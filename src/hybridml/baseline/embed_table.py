@@ -125,8 +125,10 @@ def embed_file(
     from ..cache.store import EmbeddingCache
     from .table import write_table
 
-    store = cache
-    if cache is None:
+    store = EmbeddingCache.coerce(cache)
+    if store is not None:
+        len(store)  # opens the database now: a bad path fails before any model
+    else:
         path = Path(output).with_name(Path(output).name + ".cache.sqlite")
         found = path.exists()
         store = EmbeddingCache(path)

@@ -308,7 +308,7 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             size=lambda: get_embedder(self.backbone, "float32").model.count_params(),
         )
         if self.verbose > 0:
-            print(f"KerasEmbeddingTransformer dtype={decision.reason}", file=sys.stderr)
+            print(f"[hybridml] dtype={decision.reason}", file=sys.stderr, flush=True)
         return decision.dtype, decision.reason
 
     def _calibration_run(self):
