@@ -112,7 +112,10 @@ def worker_env() -> dict[str, str]:
 def warm_up(estimator: Any) -> None:
     """Load the backbone now (once per process, through the registry)."""
     if isinstance(estimator, KerasEmbeddingTransformer):
-        get_embedder(estimator.backbone, estimator.dtype)
+        # the dtype the fit resolved ("auto" is resolved once, on the driver)
+        fitted = getattr(estimator, "_fitted", None) or {}
+        dtype = fitted.get("dtype", estimator.dtype)
+        get_embedder(estimator.backbone, None if dtype == "auto" else dtype)
 
 
 def prepare_process(threads: int | None, *, share_gpu: bool = False) -> None:

@@ -334,7 +334,9 @@ def _key(
     threads: int,
     digest: str,
 ) -> str:
-    import keras
+    from .._imports import quiet_import
+
+    keras = quiet_import("keras")
 
     payload = {
         "version": _VERSION,

@@ -25,7 +25,9 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 def accelerator_capability() -> tuple[int, int] | None:
     """CUDA compute capability of the Keras backend's first GPU; None on CPU."""
-    import keras
+    from .._imports import quiet_import
+
+    keras = quiet_import("keras")
 
     backend = keras.backend.backend()
     try:
@@ -91,7 +93,9 @@ def copy_in_dtype(model: Any, dtype: str) -> Any | None:
     the policy. Returns None when neither yields a model computing in
     ``dtype`` (a subclassed model builds its layers in its own code).
     """
-    import keras
+    from .._imports import quiet_import
+
+    keras = quiet_import("keras")
 
     if dtype == "float32":
         raise ValueError("copy_in_dtype is for reduced precision")

@@ -297,7 +297,9 @@ class KerasEmbeddingTransformer(TransformerMixin, BaseEstimator):
             return "float32", "float32: dtype=None (float32, as before 'auto')"
         if self.dtype != "auto":
             return self.dtype, f"{self.dtype}: explicit"
-        import keras
+        from .._imports import quiet_import
+
+        keras = quiet_import("keras")
 
         is_preset = isinstance(self.backbone, (str, os.PathLike))
         decision = calibrate.decide(
