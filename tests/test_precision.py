@@ -510,7 +510,9 @@ def test_tuning_decision_is_stored_apart_from_the_forward_one(monkeypatch, tmp_p
     assert decide(never).dtype == "bfloat16"
 
 
-def test_tuning_calibration_end_to_end_on_the_tiny_preset(text_preset, monkeypatch):
+def test_tuning_calibration_end_to_end_on_the_tiny_preset(
+    text_preset, monkeypatch, capsys
+):
     """Real training steps, both dtypes; a refit reads the decision back and
     tunes the same weights (the calibration's random draws are reseeded)."""
     from hybridml import ContrastiveFineTuner
@@ -528,6 +530,9 @@ def test_tuning_calibration_end_to_end_on_the_tiny_preset(text_preset, monkeypat
     assert {w.compute_dtype for w in weighted_layers(model)} == {tuner.dtype_}
     calibrate._forget()
     monkeypatch.setattr(calibrate, "time_dtypes", never)
-    again = clone(tuner).fit(X, y)
+    again = clone(tuner).set_params(verbose=1).fit(X, y)
     assert again.dtype_ == tuner.dtype_ and "read from" in again.dtype_reason_
+    assert (
+        f"ContrastiveFineTuner dtype={again.dtype_reason_}" in capsys.readouterr().err
+    )
     np.testing.assert_allclose(again.transform(X), tuner.transform(X), atol=1e-6)
