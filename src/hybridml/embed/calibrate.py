@@ -29,6 +29,10 @@ hostile input: anything malformed, or a dtype its own numbers do not justify,
 is ignored and measured again. ``HYBRIDML_CALIBRATE=0`` turns it all off:
 float32 everywhere, nothing timed (the test suite runs so, for the same
 vectors on every machine).
+
+The fine-tuner uses the same rule and files with ``purpose="train"``: its
+``run`` times training steps instead of forward passes (``training.py``),
+and its decisions are keyed apart from the forward ones.
 """
 
 from __future__ import annotations
