@@ -536,3 +536,28 @@ def test_tuning_calibration_end_to_end_on_the_tiny_preset(
         f"ContrastiveFineTuner dtype={again.dtype_reason_}" in capsys.readouterr().err
     )
     np.testing.assert_allclose(again.transform(X), tuner.transform(X), atol=1e-6)
+
+
+def test_tuning_calibration_a_non_finite_bf16_loss_picks_float32(
+    text_preset, monkeypatch
+):
+    from hybridml import ContrastiveFineTuner
+    from hybridml.embed import training
+
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    made, real = [], training.make_loss
+
+    def make_loss(name, temperature):  # calls: float32, bfloat16, the fit
+        loss = real(name, temperature)
+        made.append(name)
+        if len(made) != 2:
+            return loss
+        return lambda y_true, y_pred: loss(y_true, y_pred) * float("nan")
+
+    monkeypatch.setattr(training, "make_loss", make_loss)
+    X, y = TEXTS * 4, [0, 1, 0] * 4
+    tuner = ContrastiveFineTuner(text_preset, epochs=1, batch_size=4, random_state=0)
+    tuner.fit(X, y)
+    (decision,) = calibrate._MEMO.values()
+    assert len(made) == 3 and decision.measured["mean_cos"] == -1.0
+    assert tuner.dtype_ == "float32" and "mean cosine" in tuner.dtype_reason_
