@@ -418,6 +418,7 @@ def test_the_fine_tuner_never_tunes_a_bfloat16_frozen_copy(text_preset, monkeypa
 # what resolve_dtype reads of an Embedder: a digest and a weight count
 _Frozen = SimpleNamespace(
     digest=lambda: "w1",
+    modality="image",  # Keras' own step mode: no layers read
     model=SimpleNamespace(count_params=lambda: 5 * calibrate.MIN_PARAMS),
 )
 
@@ -438,10 +439,7 @@ def resolve_train(monkeypatch, run, dtype="auto"):
     """training.resolve_dtype with ``run`` as its training-step measurement."""
     from hybridml.embed import training
 
-    seen = {}
-
-    def step_run(s, frozen, batch, work):
-        seen["work"] = work
+    def step_run(s, frozen, batch, mode):
         return run
 
     monkeypatch.setattr(training, "_step_run", step_run)
@@ -561,3 +559,16 @@ def test_tuning_calibration_a_non_finite_bf16_loss_picks_float32(
     (decision,) = calibrate._MEMO.values()
     assert len(made) == 3 and decision.measured["mean_cos"] == -1.0
     assert tuner.dtype_ == "float32" and "mean cosine" in tuner.dtype_reason_
+
+
+def test_tuning_decision_is_keyed_by_the_step_mode(monkeypatch):
+    """An eager small fit and an XLA large one measure apart."""
+    from hybridml.embed import training
+
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setattr(training, "_step_mode", lambda *a: {"run_eagerly": True})
+    assert resolve_train(monkeypatch, FakeRun(monkeypatch))[0] == "bfloat16"
+    assert resolve_train(monkeypatch, never)[0] == "bfloat16"  # same mode: reused
+    monkeypatch.setattr(training, "_step_mode", lambda *a: {"jit_compile": True})
+    run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
+    assert resolve_train(monkeypatch, run)[0] == "float32" and run.calls

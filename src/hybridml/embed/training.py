@@ -290,29 +290,32 @@ def resolve_dtype(s: TrainingSettings, frozen: Embedder, batch, work: float):
             f"{chosen}: {where} (bfloat16 from compute capability 8.0, float16 "
             "on 7.x, float32 below)"
         )
+    # the step mode (eager, graph, XLA) changes what a step costs: in the key
+    mode = _step_mode(frozen.model, frozen.modality, work)
     with warnings.catch_warnings():  # as in train(): unused outputs, no gradient
         warnings.filterwarnings("ignore", message="Gradients do not exist")
         decision = calibrate.decide(
             backend=keras.backend.backend(),
-            digest=frozen.digest,
-            run=_step_run(s, frozen, batch, work),
+            digest=lambda: f"{frozen.digest()} step={sorted(mode.items())}",
+            run=_step_run(s, frozen, batch, mode),
             size=frozen.model.count_params,
             purpose="train",
         )
     return decision.dtype, decision.reason
 
 
-def _step_run(s: TrainingSettings, frozen: Embedder, batch, work: float):
+def _step_run(s: TrainingSettings, frozen: Embedder, batch, mode: dict):
     """``run(dtype)`` for :func:`calibrate.time_dtypes`: one training step.
 
     Each dtype gets its own copy of the backbone, compiled as the fit will be
-    (loss, optimizer, step mode). Its first call returns the pooled vectors of
-    ``batch`` at the pretrained weights (the accuracy guard compares bfloat16
-    with float32 on the same weights, as the forward rule does), then trains
-    one step (the untimed warm-up: tracing, compiling); later calls train one
-    step each and return None. A loss that is not finite at the first step
-    makes the vectors NaN (a stored float32); later, it raises (float32 for
-    this process, measured again in the next): bfloat16 is never kept.
+    (loss, optimizer, ``mode``: :func:`_step_mode`'s). Its first call returns
+    the pooled vectors of ``batch`` at the pretrained weights (the accuracy
+    guard compares bfloat16 with float32 on the same weights, as the forward
+    rule does), then trains one step (the untimed warm-up: tracing,
+    compiling); later calls train one step each and return None. A loss that
+    is not finite at the first step makes the vectors NaN (a stored float32);
+    later, it raises (float32 for this process, measured again in the next):
+    bfloat16 is never kept.
     """
     encoders: dict[str, Any] = {}
     made: list = []  # the batch, built on the first call
@@ -345,7 +348,7 @@ def _step_run(s: TrainingSettings, frozen: Embedder, batch, work: float):
                 s.learning_rate, weight_decay=s.weight_decay
             ),
             loss=make_loss(s.loss, s.temperature),
-            **_step_mode(encoder, frozen.modality, work),
+            **mode,
         )
         encoders[dtype] = encoder
         vectors = keras.ops.convert_to_numpy(encoder(data()[0], training=False))
