@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -397,8 +398,12 @@ def test_the_fine_tuner_never_tunes_a_bfloat16_frozen_copy(text_preset, monkeypa
     """Its frozen view loads float32 whatever the embedding "auto" would pick."""
     from hybridml import ContrastiveFineTuner
 
-    def refuse(**kw):
-        raise AssertionError("the tuner's frozen view asked dtype='auto'")
+    real = calibrate.decide
+
+    def refuse(**kw):  # the tuning's own decision (purpose="train") may ask
+        if kw.get("purpose") != "train":
+            raise AssertionError("the tuner's frozen view asked dtype='auto'")
+        return real(**kw)
 
     monkeypatch.setattr(calibrate, "decide", refuse)
     X = TEXTS * 4
@@ -407,3 +412,163 @@ def test_the_fine_tuner_never_tunes_a_bfloat16_frozen_copy(text_preset, monkeypa
     tuner.fit(X, y)
     assert tuner.dtype_ == "float32"
     assert tuner.transform(TEXTS).shape == (3, 8)
+
+
+# ------------------------------------------------------------------ fine-tuning
+# what resolve_dtype reads of an Embedder: a digest and a weight count
+_Frozen = SimpleNamespace(
+    digest=lambda: "w1",
+    modality="image",  # Keras' own step mode: no layers read
+    model=SimpleNamespace(count_params=lambda: 5 * calibrate.MIN_PARAMS),
+)
+
+
+def _tuning(dtype="auto"):
+    from hybridml.embed.training import TrainingSettings
+
+    return TrainingSettings(
+        random_state=0, dtype=dtype, pooling="mean", normalize=True,
+        sequence_length=None, image_size=None, augment=False, early_stopping=False,
+        validation_fraction=0.1, batch_size=4, epochs=1, warmup_ratio=0.1,
+        learning_rate=1e-3, weight_decay=0.01, loss="cosine", temperature=0.05,
+        patience=2, verbose=0,
+    )  # fmt: skip
+
+
+def resolve_train(monkeypatch, run, dtype="auto"):
+    """training.resolve_dtype with ``run`` as its training-step measurement."""
+    from hybridml.embed import training
+
+    def step_run(s, frozen, batch, mode):
+        return run
+
+    monkeypatch.setattr(training, "_step_run", step_run)
+    monkeypatch.setattr(training.keras.backend, "backend", lambda: "tensorflow")
+    monkeypatch.setattr(training.precision, "accelerator_capability", lambda: None)
+    return training.resolve_dtype(_tuning(dtype), _Frozen, lambda: None, 7.0)
+
+
+@pytest.mark.parametrize(
+    ("f32", "bf16", "noise", "expected"),
+    [
+        (1.0, 0.5, 0.0, "bfloat16"),  # faster and accurate
+        (1.0, 0.95, 0.0, "float32"),  # not faster by the margin
+        (1.0, 1.7, 0.0, "float32"),  # slower
+        (1.0, 0.5, 0.05, "float32"),  # faster but inaccurate
+    ],
+    ids=["faster", "barely-faster", "slower", "inaccurate"],
+)
+def test_tuning_auto_times_training_steps_on_a_bf16_cpu(
+    monkeypatch, f32, bf16, noise, expected
+):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    run = FakeRun(monkeypatch, f32=f32, bf16=bf16, noise=noise)
+    dtype, reason = resolve_train(monkeypatch, run)
+    assert dtype == expected and reason.startswith(f"{expected}: ")
+    assert run.calls == ["float32", "bfloat16"] * (1 + calibrate.REPEATS)
+
+
+def test_tuning_auto_without_bf16_units_times_nothing(monkeypatch):
+    spy = FakeRun(monkeypatch)  # OLD: the autouse fixture's CPU
+    dtype, reason = resolve_train(monkeypatch, spy)
+    assert (dtype, spy.calls) == ("float32", []) and "no bfloat16 units" in reason
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "0")
+    assert resolve_train(monkeypatch, spy)[0] == "float32" and spy.calls == []
+
+
+def test_tuning_explicit_and_gpu_dtypes_time_nothing(monkeypatch):
+    from hybridml.embed import training
+
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    assert resolve_train(monkeypatch, never, "float16") == (
+        "float16",
+        "float16: explicit",
+    )
+    for capability, expected in [((9, 0), "bfloat16"), ((7, 5), "float16")]:
+        monkeypatch.setattr(
+            training.precision, "accelerator_capability", lambda c=capability: c
+        )
+        dtype, reason = training.resolve_dtype(_tuning(), _Frozen, never, 1.0)
+        assert dtype == expected and f"CUDA GPU {capability[0]}." in reason
+
+
+def test_tuning_decision_is_stored_apart_from_the_forward_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    forward = decide(FakeRun(monkeypatch, f32=1.0, bf16=0.5))  # same digest "w1"
+    run = FakeRun(monkeypatch, f32=1.0, bf16=1.5)  # training steps: slower
+    assert resolve_train(monkeypatch, run)[0] == "float32" and run.calls
+    files = sorted((tmp_path / "cache" / "precision").glob("*.json"))
+    stored = {json.loads(p.read_text())["dtype"]: p for p in files}
+    assert set(stored) == {"bfloat16", "float32"}
+    assert forward.key in stored["bfloat16"].read_text()
+    calibrate._forget()  # a new process: both read back, nothing timed
+    dtype, reason = resolve_train(monkeypatch, never)
+    assert dtype == "float32" and "read from" in reason
+    assert decide(never).dtype == "bfloat16"
+
+
+def test_tuning_calibration_end_to_end_on_the_tiny_preset(
+    text_preset, monkeypatch, capsys
+):
+    """Real training steps, both dtypes; a refit reads the decision back and
+    tunes the same weights (the calibration's random draws are reseeded)."""
+    from hybridml import ContrastiveFineTuner
+    from hybridml.embed.precision import weighted_layers
+
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    X, y = TEXTS * 4, [0, 1, 0] * 4
+    tuner = ContrastiveFineTuner(text_preset, epochs=1, batch_size=4, random_state=0)
+    tuner.fit(X, y)
+    (decision,) = calibrate._MEMO.values()
+    assert tuner.dtype_ == decision.dtype and tuner.dtype_reason_ == decision.reason
+    assert "measured now" in decision.reason
+    assert -1.0 <= decision.measured["mean_cos"] <= 1.0 + 1e-6
+    model = tuner._tuned_embedder().model
+    assert {w.compute_dtype for w in weighted_layers(model)} == {tuner.dtype_}
+    calibrate._forget()
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    again = clone(tuner).set_params(verbose=1).fit(X, y)
+    assert again.dtype_ == tuner.dtype_ and "read from" in again.dtype_reason_
+    assert (
+        f"ContrastiveFineTuner dtype={again.dtype_reason_}" in capsys.readouterr().err
+    )
+    np.testing.assert_allclose(again.transform(X), tuner.transform(X), atol=1e-6)
+
+
+def test_tuning_calibration_a_non_finite_bf16_loss_picks_float32(
+    text_preset, monkeypatch
+):
+    from hybridml import ContrastiveFineTuner
+    from hybridml.embed import training
+
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    made, real = [], training.make_loss
+
+    def make_loss(name, temperature):  # calls: float32, bfloat16, the fit
+        loss = real(name, temperature)
+        made.append(name)
+        if len(made) != 2:
+            return loss
+        return lambda y_true, y_pred: loss(y_true, y_pred) * float("nan")
+
+    monkeypatch.setattr(training, "make_loss", make_loss)
+    X, y = TEXTS * 4, [0, 1, 0] * 4
+    tuner = ContrastiveFineTuner(text_preset, epochs=1, batch_size=4, random_state=0)
+    tuner.fit(X, y)
+    (decision,) = calibrate._MEMO.values()
+    assert len(made) == 3 and decision.measured["mean_cos"] == -1.0
+    assert tuner.dtype_ == "float32" and "mean cosine" in tuner.dtype_reason_
+
+
+def test_tuning_decision_is_keyed_by_the_step_mode(monkeypatch):
+    """An eager small fit and an XLA large one measure apart."""
+    from hybridml.embed import training
+
+    monkeypatch.setattr(calibrate, "cpu_facts", lambda: AMX)
+    monkeypatch.setattr(training, "_step_mode", lambda *a: {"run_eagerly": True})
+    assert resolve_train(monkeypatch, FakeRun(monkeypatch))[0] == "bfloat16"
+    assert resolve_train(monkeypatch, never)[0] == "bfloat16"  # same mode: reused
+    monkeypatch.setattr(training, "_step_mode", lambda *a: {"jit_compile": True})
+    run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
+    assert resolve_train(monkeypatch, run)[0] == "float32" and run.calls

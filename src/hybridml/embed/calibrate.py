@@ -29,6 +29,10 @@ hostile input: anything malformed, or a dtype its own numbers do not justify,
 is ignored and measured again. ``HYBRIDML_CALIBRATE=0`` turns it all off:
 float32 everywhere, nothing timed (the test suite runs so, for the same
 vectors on every machine).
+
+The fine-tuner uses the same rule and files with ``purpose="train"``: its
+``run`` times training steps instead of forward passes (``training.py``),
+and its decisions are keyed apart from the forward ones.
 """
 
 from __future__ import annotations
@@ -137,6 +141,7 @@ def decide(
     capability: tuple[int, int] | None = None,
     threads: int | None = None,
     size: Callable[[], int] | None = None,
+    purpose: str = "forward",
 ) -> Decision:
     """Resolve ``dtype="auto"`` for one backbone on this machine.
 
@@ -160,6 +165,9 @@ def decide(
     size : callable, default=None
         Returns the model's number of weights; under :data:`MIN_PARAMS`,
         float32 without measuring. None: unknown (measured).
+    purpose : {"forward", "train"}, default="forward"
+        What ``run`` times: a forward pass, or a training step (the
+        fine-tuner). Part of the key, so the two decisions are stored apart.
     """
     if run is None:
         return Decision(
@@ -203,7 +211,7 @@ def decide(
             "to repay its measurement (set HYBRIDML_CALIBRATE=1 to measure)",
         )
     threads = _threads(backend) if threads is None else int(threads)
-    key = _key(cpu, capability, backend, threads, digest())
+    key = _key(cpu, capability, backend, threads, digest(), purpose)
     path = _decision_path(key)
     known = _MEMO.get(key) or _read(path, key)
     if known is not None:
@@ -333,6 +341,7 @@ def _key(
     backend: str,
     threads: int,
     digest: str,
+    purpose: str = "forward",
 ) -> str:
     from .._imports import quiet_import
 
@@ -350,6 +359,8 @@ def _key(
         # switches that change the forward path (XLA, shape plan)
         "env": {k: os.environ.get(k) for k in _PATH_SWITCHES},
     }
+    if purpose != "forward":  # forward keys stay as they were (files still read)
+        payload["purpose"] = purpose
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import sys
 from typing import Any
 
 import numpy as np
@@ -95,10 +96,15 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
     dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
         Compute type while tuning and embedding (Keras mixed precision: the
         weights stay float32; float16 adds loss scaling). ``"auto"``: bfloat16
-        on a CUDA GPU of compute capability 8.0+, float16 on 7.x, float32 on
-        CPU (where 16-bit compute was slower) and for a model Keras cannot
-        rebuild with a mixed policy (a layer that builds its sublayers in a
-        fixed dtype). The choice is :attr:`dtype_`. Unlike
+        on a CUDA GPU of compute capability 8.0+, float16 on 7.x; on a CPU,
+        the rule of :class:`~hybridml.KerasEmbeddingTransformer`'s ``"auto"``
+        decided by training steps: where the chip has bfloat16 units (or
+        ``HYBRIDML_CALIBRATE=1``), a few steps of a fixed batch are timed in
+        float32 and bfloat16, and bfloat16 kept only if faster and accurate
+        (decision stored per machine and backbone); float32 elsewhere, with
+        nothing timed, and for a model Keras cannot rebuild with a mixed
+        policy. The choice is :attr:`dtype_`, the reason
+        :attr:`dtype_reason_` (printed when ``verbose > 0``). Unlike
         :class:`~hybridml.KerasEmbeddingTransformer`'s ``dtype``, which loads
         the whole model (weights too) in that type, the weights stay float32.
     sequence_length : int, default=None
@@ -130,6 +136,8 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
         Whether training images were augmented.
     dtype_ : {"float32", "bfloat16", "float16"}
         The compute type trained and embedded with.
+    dtype_reason_ : str
+        Why: explicit, the GPU's capability, or what was measured.
     history_ : dict of list of float
         Keras' per-epoch training (and validation) loss.
     n_steps_ : int
@@ -253,7 +261,9 @@ class ContrastiveFineTuner(TransformerMixin, BaseEstimator):
                 verbose=self.verbose,
             )  # fmt: skip
             result = train(settings, frozen, items, Y, groups)
-        self.dtype_ = result["dtype"]
+        self.dtype_, self.dtype_reason_ = result["dtype"], result["dtype_reason"]
+        if self.verbose > 0:
+            print(f"ContrastiveFineTuner dtype={self.dtype_reason_}", file=sys.stderr)
         self._tuned = result["embedder"]
         self._weights = None
         self.history_ = result["history"]

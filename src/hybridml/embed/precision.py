@@ -1,11 +1,13 @@
 """Mixed precision for contrastive tuning: which dtype, and a copy that uses it.
 
 Keras mixed precision keeps each variable in float32 and computes in a
-16-bit type (policies ``mixed_bfloat16`` and ``mixed_float16``). ``"auto"``
-turns it on only where it pays: on a CUDA GPU. On CPU it stays off: on 2
-cores of an AMD EPYC (AVX-512 BF16, no AMX), 8-per-class fits in bfloat16
-cost 1.02x the CPU-seconds of float32 on MiniLM text and 1.46x on
-EfficientNet-Lite0 images (3 draws each; README).
+16-bit type (policies ``mixed_bfloat16`` and ``mixed_float16``). On a CUDA
+GPU ``"auto"`` follows the capability (:func:`auto_dtype`). On a CPU it is
+measured (``training.resolve_dtype``: :mod:`calibrate`'s rule on timed
+training steps), since the answer depends on the chip: on 2 cores of an AMD
+EPYC (AVX-512 BF16, no AMX), 8-per-class fits in bfloat16 cost 1.02x the
+CPU-seconds of float32 on MiniLM text and 1.46x on EfficientNet-Lite0 images
+(3 draws each; README); :func:`auto_dtype` alone says float32 on every CPU.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def accelerator_capability() -> tuple[int, int] | None:
 
 
 def auto_dtype(capability: tuple[int, int] | None) -> str:
-    """``dtype="auto"``: bfloat16 on Ampere+ GPUs, float16 on Volta/Turing.
+    """The unmeasured rule: bfloat16 on Ampere+ GPUs, float16 on Volta/Turing.
 
     Examples
     --------

@@ -16,7 +16,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import inputs, precision
+from . import calibrate, inputs, precision
 from .backbones import Embedder
 from .contrastive_loss import make_loss
 from .forward import pool_output
@@ -253,15 +253,120 @@ def _augment_rng(seed: int | None) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=(1,)))
 
 
-def _copy_for(model: Any, dtype: str) -> tuple[Any, str]:
-    """The trainable copy and the dtype it computes in (``"auto"`` resolved)."""
-    if dtype != "auto":
-        return copy_model(model, dtype), dtype
-    chosen = auto_dtype(precision.accelerator_capability())
+def _copy_for(model: Any, dtype: str, fallback: bool = False) -> tuple[Any, str]:
+    """The trainable copy and the dtype it computes in.
+
+    ``"auto"`` here is the unmeasured rule (:func:`precision.auto_dtype`: the
+    GPU's capability, float32 on CPU). Under ``"auto"`` or ``fallback``, a
+    model Keras cannot rebuild with a mixed policy gets float32 (``dtype_``
+    says so); an explicit dtype raises.
+    """
+    fallback = fallback or dtype == "auto"
+    if dtype == "auto":
+        dtype = auto_dtype(precision.accelerator_capability())
     try:
-        return copy_model(model, chosen), chosen
-    except NoMixedPolicy:  # Keras cannot rebuild it mixed: float32, dtype_ says
+        return copy_model(model, dtype), dtype
+    except NoMixedPolicy:
+        if not fallback:
+            raise
         return copy_model(model, "float32"), "float32"
+
+
+def resolve_dtype(s: TrainingSettings, frozen: Embedder, batch, work: float):
+    """``(dtype, reason)``: ``s.dtype``, with ``"auto"`` decided for tuning.
+
+    On a CUDA GPU the capability rule (:func:`precision.auto_dtype`); on a CPU
+    :func:`calibrate.decide` times training steps (``purpose="train"``) of
+    float32 and mixed bfloat16 copies on ``batch()`` (built only if timed)
+    where the chip could gain.
+    """
+    if s.dtype != "auto":
+        return s.dtype, f"{s.dtype}: explicit"
+    capability = precision.accelerator_capability()
+    if capability is not None:
+        chosen = auto_dtype(capability)
+        where = f"CUDA GPU {capability[0]}.{capability[1]}"
+        return chosen, (
+            f"{chosen}: {where} (bfloat16 from compute capability 8.0, float16 "
+            "on 7.x, float32 below)"
+        )
+    # the step mode (eager, graph, XLA) changes what a step costs: in the key
+    mode = _step_mode(frozen.model, frozen.modality, work)
+    with warnings.catch_warnings():  # as in train(): unused outputs, no gradient
+        warnings.filterwarnings("ignore", message="Gradients do not exist")
+        decision = calibrate.decide(
+            backend=keras.backend.backend(),
+            digest=lambda: f"{frozen.digest()} step={sorted(mode.items())}",
+            run=_step_run(s, frozen, batch, mode),
+            size=frozen.model.count_params,
+            purpose="train",
+        )
+    return decision.dtype, decision.reason
+
+
+def _step_run(s: TrainingSettings, frozen: Embedder, batch, mode: dict):
+    """``run(dtype)`` for :func:`calibrate.time_dtypes`: one training step.
+
+    Each dtype gets its own copy of the backbone, compiled as the fit will be
+    (loss, optimizer, ``mode``: :func:`_step_mode`'s). Its first call returns
+    the pooled vectors of ``batch`` at the pretrained weights (the accuracy
+    guard compares bfloat16 with float32 on the same weights, as the forward
+    rule does), then trains one step (the untimed warm-up: tracing,
+    compiling); later calls train one step each and return None. A loss that
+    is not finite at the first step makes the vectors NaN (a stored float32);
+    later, it raises (float32 for this process, measured again in the next):
+    bfloat16 is never kept.
+    """
+    encoders: dict[str, Any] = {}
+    made: list = []  # the batch, built on the first call
+
+    def data():
+        if not made:
+            made.append(batch())
+        return made[0]
+
+    diverged: set[str] = set()  # NaN vectors already returned: keep timing
+
+    def step(dtype: str) -> float:
+        loss = encoders[dtype].train_on_batch(*data())
+        value = float(np.asarray(loss, dtype=np.float64).ravel()[0])
+        if not np.isfinite(value) and dtype not in diverged:
+            raise FloatingPointError(f"the {dtype} training loss was {value}")
+        return value
+
+    def run(dtype: str):
+        if dtype in encoders:
+            step(dtype)
+            return None
+        encoder = _PooledEncoder(
+            copy_model(frozen.model, dtype), frozen.output_key, s.pooling,
+            s.normalize, name="pooled_encoder",
+        )  # fmt: skip
+        freeze_batchnorm(encoder.backbone)
+        encoder.compile(
+            optimizer=keras.optimizers.AdamW(
+                s.learning_rate, weight_decay=s.weight_decay
+            ),
+            loss=make_loss(s.loss, s.temperature),
+            **mode,
+        )
+        encoders[dtype] = encoder
+        vectors = keras.ops.convert_to_numpy(encoder(data()[0], training=False))
+        vectors = np.asarray(vectors, dtype=np.float32)
+        try:
+            step(dtype)
+        except FloatingPointError:
+            diverged.add(dtype)
+            vectors = np.full_like(vectors, np.nan)
+        return vectors
+
+    return run
+
+
+def _calibration_batch(make_inputs, Y, groups, batch_size: int):
+    """The first batch of a plan drawn with seed 0, unaugmented: fixed per data."""
+    idx = batch_plan(groups, batch_size, np.random.default_rng(0))[0]
+    return make_inputs(idx, augment=False), Y[idx]
 
 
 @dataclass(frozen=True)
@@ -293,14 +398,7 @@ def train(s: TrainingSettings, frozen: Embedder, items: Any, Y, groups) -> dict:
 
     Returns the tuned :class:`Embedder`, Keras' history and the step count.
     """
-    if s.random_state is not None:
-        keras.utils.set_random_seed(int(s.random_state))
     rng = np.random.default_rng(s.random_state)
-    model, dtype = _copy_for(frozen.model, s.dtype)
-    freeze_batchnorm(model)
-    encoder = _PooledEncoder(
-        model, frozen.output_key, s.pooling, s.normalize, name="pooled_encoder"
-    )
     # augmentation has its own stream: on or off, the split and batches agree
     augment_rng = _augment_rng(s.random_state) if s.augment else None
     make_inputs = _input_maker(
@@ -316,10 +414,30 @@ def train(s: TrainingSettings, frozen: Embedder, items: Any, Y, groups) -> dict:
 
     fit_data = batches(tr, rng.integers(2**31))
     steps = len(fit_data) * s.epochs
+    work = _work(fit_data, steps, frozen)
+    dtype, reason = resolve_dtype(
+        s,
+        frozen,
+        lambda: _calibration_batch(make_inputs, Y, groups, s.batch_size),
+        work,
+    )
+    if s.random_state is not None:  # after any calibration steps: they draw too
+        keras.utils.set_random_seed(int(s.random_state))
+    model, used = _copy_for(frozen.model, dtype, fallback=s.dtype == "auto")
+    if used != dtype:
+        reason = (
+            f"float32: {dtype} was chosen ({reason}), but Keras cannot rebuild "
+            f"{type(frozen.model).__name__} with a mixed-precision policy"
+        )
+    dtype = used
+    freeze_batchnorm(model)
+    encoder = _PooledEncoder(
+        model, frozen.output_key, s.pooling, s.normalize, name="pooled_encoder"
+    )
     encoder.compile(
         optimizer=_optimizer(s, steps, dtype),
         loss=make_loss(s.loss, s.temperature),
-        **_step_mode(encoder, frozen.modality, _work(fit_data, steps, frozen)),
+        **_step_mode(encoder, frozen.modality, work),
     )
     val, callbacks = None, []
     if held is not None:
@@ -342,6 +460,7 @@ def train(s: TrainingSettings, frozen: Embedder, items: Any, Y, groups) -> dict:
         "steps": len(history.history.get("loss", [])) * len(fit_data),
         "batch": min(s.batch_size, len(tr)),
         "dtype": dtype,
+        "dtype_reason": reason,
     }
 
 
