@@ -14,7 +14,8 @@ The model: ``--model PATH`` (a classifier saved by ``--save-best``; its first
 text column is filled from Rotten Tomatoes), or, by default, MiniLM +
 logistic regression refitted on 400 Rotten Tomatoes rows (built once, in a
 subprocess, under ``--work``). The test rows are the other 3,600 snippets
-whose offline probabilities differ pairwise, so a swapped answer cannot pass.
+whose offline probabilities differ pairwise by more than 0.01 (bfloat16 answers
+move by up to about 2e-3 with the batch they come in), so a swap cannot pass.
 
 Full run (the lead, on a quiet machine)::
 
@@ -74,7 +75,11 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     results = []
     for mode in args.modes.split(","):
-        with _server(model, MODES[mode], args.threads) as server:
+        flags = MODES[mode]
+        if mode == "on":
+            flags = ["--max-batch", str(args.max_batch), "--max-wait-ms",
+                     str(args.max_wait_ms)]  # fmt: skip
+        with _server(model, flags, args.threads) as server:
             for n in clients:
                 results.append(_load(server, mode, n, args.requests, expected))
                 _print(results[-1])
@@ -90,6 +95,8 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--clients", default="1,8,32", help="client thread counts")
     p.add_argument("--modes", default="off,on", help="batching modes: off,on")
     p.add_argument("--threads", type=int, default=H.CORES, help="server threads")
+    p.add_argument("--max-batch", type=int, default=64, help="batching on: rows")
+    p.add_argument("--max-wait-ms", type=float, default=5.0, help="batching on: wait")
     p.add_argument("--build", help=argparse.SUPPRESS)
     p.add_argument("--expect", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -149,8 +156,8 @@ def _expect(model_path: Path, out: Path) -> None:
     proba = model.predict_proba(frame).to_numpy()
     labels = model.predict(frame)
     keep, seen = [], []
-    for i, p in enumerate(proba):  # rows far apart: a swap cannot pass
-        if all(abs(p[-1] - q) > 2e-3 for q in seen):
+    for i, p in enumerate(proba):  # rows far apart (> 1e-2): a swap cannot pass
+        if all(abs(p[-1] - q) > 1e-2 for q in seen):
             keep.append(i)
             seen.append(p[-1])
         if len(keep) == TEST_ROWS:
@@ -258,6 +265,8 @@ def _load(server, mode: str, clients: int, requests: int, expected: dict) -> dic
         "requests": requests,
         "failed": out["failed"],
         "mixed": out["mixed"],
+        "max_dev": out["max_dev"],
+        "label_diff": out["label_diff"],
         "rps": len(lat) / wall if wall else float("nan"),
         "p50": _quantile(lat, 0.5),
         "p99": _quantile(lat, 0.99),
@@ -269,7 +278,8 @@ def _send_all(base, clients, requests, rows, offset) -> dict:
     import httpx
 
     lock, counter = threading.Lock(), iter(range(requests))
-    out = {"latencies": [], "failed": 0, "mixed": 0, "errors": []}
+    out = {"latencies": [], "failed": 0, "mixed": 0, "errors": [], "max_dev": 0.0,
+           "label_diff": 0}  # fmt: skip
 
     def client() -> None:
         with httpx.Client(base_url=base, timeout=60) as http:
@@ -292,8 +302,10 @@ def _send_all(base, clients, requests, rows, offset) -> dict:
                         out["errors"].append(body.get("detail"))
                         continue
                     out["latencies"].append(seconds)
-                    if not _same(body, want):
-                        out["mixed"] += 1
+                    mixed, dev, label_diff = _compare(body, want, rows)
+                    out["mixed"] += mixed
+                    out["label_diff"] += label_diff
+                    out["max_dev"] = max(out["max_dev"], dev)
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for t in threads:
@@ -305,11 +317,23 @@ def _send_all(base, clients, requests, rows, offset) -> dict:
     return out
 
 
-def _same(body: dict, want: dict) -> bool:
-    if body.get("predictions") != [want["label"]]:
-        return False
+def _compare(body: dict, want: dict, rows: list) -> tuple[int, float, int]:
+    """(mixed up, |p - offline| of its own row, label differs from offline).
+
+    Mixed up: the answer is nearer another row's offline probabilities than
+    its own (the test rows differ pairwise by > 1e-2). A small
+    deviation from the offline, batched prediction is not a mix-up: it is the
+    precision of the backbone's dtype, reported as the largest |p - offline|.
+    """
     got = body["proba"][0]
-    return all(abs(got[c] - p) < 1e-3 for c, p in want["proba"].items())
+
+    def distance(row: dict) -> float:
+        return max(abs(got[c] - p) for c, p in row["proba"].items())
+
+    own = distance(want)
+    nearest = min(rows, key=distance)
+    mixed = int(nearest is not want and distance(nearest) < own)
+    return mixed, own, int(body.get("predictions") != [want["label"]])
 
 
 def _batch_counts(text: str) -> tuple[float, float]:
@@ -343,7 +367,8 @@ def _print(r: dict) -> None:
         f"batching {r['mode']:>3}, {r['clients']:>2} clients: {r['rps']:7.1f} req/s, "
         f"p50 {1000 * r['p50']:7.1f} ms, p99 {1000 * r['p99']:7.1f} ms, "
         f"{r['rows_per_call']:5.1f} rows per model call; {r['failed']} failed, "
-        f"{r['mixed']} mixed up (of {r['requests']}); other processes "
+        f"{r['mixed']} mixed up (of {r['requests']}); max |p - offline| "
+        f"{r['max_dev']:.1e}, {r['label_diff']} labels unlike offline; other processes "
         f"{r['others_cores']:.2f} cores, load before {r['load_before']:.2f}",
         flush=True,
     )
