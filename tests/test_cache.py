@@ -311,9 +311,13 @@ def test_bad_path_type_is_rejected():
         EmbeddingCache(3)
 
 
-@pytest.mark.parametrize("value", [0, -5, 1.5, True])
-def test_bad_max_size_is_rejected(value):
-    with pytest.raises(ValueError, match=r"max_size_bytes: got .* positive integer"):
+@pytest.mark.parametrize(
+    ("value", "error"), [(0, ValueError), (-5, ValueError), (1.5, TypeError),
+                         (True, TypeError)],
+)  # fmt: skip
+def test_bad_max_size_is_rejected(value, error):
+    """The one integer rule (_validation.check_int): a type or a value error."""
+    with pytest.raises(error, match=r"max_size_bytes .*: got .*Expected an integer"):
         EmbeddingCache(max_size_bytes=value)
 
 

@@ -650,7 +650,9 @@ def test_an_xla_train_step_trains_and_repeats(text_preset, monkeypatch):
     assert loss[-1] < loss[0]
     np.testing.assert_allclose(runs[1].history_["loss"], loss, rtol=1e-5)
     if quiet_import("keras").backend.backend() == "tensorflow":
-        assert modes == [{"jit_compile": True}] * 2
+        # each fit compiles with XLA (dtype="auto" asks the step mode too, for
+        # its decision's key)
+        assert len(modes) >= 2 and all(m == {"jit_compile": True} for m in modes)
 
 
 # -- scikit-learn's common checks on the numeric configuration ------------------

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .._validation import check_int
 from . import claims
 from .sqlite import (
     Store,
@@ -149,15 +150,9 @@ class EmbeddingCache:
                 "pathlib.Path) or None. Pass the SQLite file to use, or None for "
                 "a temporary cache."
             )
-        if max_size_bytes is not None and (
-            isinstance(max_size_bytes, bool)
-            or not isinstance(max_size_bytes, (int, np.integer))
-            or max_size_bytes <= 0
-        ):
-            raise ValueError(
-                f"max_size_bytes: got {max_size_bytes!r}. Expected a positive "
-                "integer number of bytes or None. Pass e.g. 2 * 1024**3 for 2 GiB."
-            )
+        if max_size_bytes is not None:
+            # the one integer rule: TypeError for a non-integer, ValueError below 1
+            check_int(max_size_bytes, "max_size_bytes (bytes; e.g. 2 * 1024**3)")
         self.temporary = path is None
         if path is None:
             fd, name = tempfile.mkstemp(prefix="hybridml-cache-", suffix=".sqlite")

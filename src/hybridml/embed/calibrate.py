@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,47 +170,12 @@ def decide(
         What ``run`` times: a forward pass, or a training step (the
         fine-tuner). Part of the key, so the two decisions are stored apart.
     """
-    if run is None:
-        return Decision(
-            "float32",
-            "float32: a model instance or callable computes in the dtype it was "
-            "built with (pass a preset name or folder to allow bfloat16)",
-        )
-    setting = os.environ.get(_ENV_FORCE, "").strip()
-    if setting == "0":
-        return Decision("float32", "float32: HYBRIDML_CALIBRATE=0 (never measure)")
-    forced = setting == "1"
+    forced = os.environ.get(_ENV_FORCE, "").strip() == "1"
     cpu = cpu_facts()
-    if capability is not None:
-        where = f"CUDA GPU {capability[0]}.{capability[1]}"
-        if tuple(capability) < (8, 0) and not forced:
-            return Decision(
-                "float32",
-                f"float32: {where} has no bfloat16 units (from compute capability 8.0)",
-            )
-    elif not forced and not cpu.bf16:
-        return Decision(
-            "float32",
-            f"float32: this CPU ({cpu.describe()}) has no bfloat16 units (AMX or "
-            "AVX-512 BF16), so bfloat16 cannot be faster (set "
-            "HYBRIDML_CALIBRATE=1 to measure)",
-        )
-    elif not forced and backend == "jax":
-        return Decision(
-            "float32",
-            "float32: on JAX bfloat16 was measured slower than float32 on CPUs "
-            "with and without AMX (0.84x, 0.78-0.86x; set HYBRIDML_CALIBRATE=1 "
-            "to measure)",
-        )
-    else:
-        where = "CPU"
-    n_weights = None if forced or size is None else int(size())
-    if n_weights is not None and n_weights < MIN_PARAMS:
-        return Decision(
-            "float32",
-            f"float32: {n_weights} weights (< {MIN_PARAMS}) are too few for bfloat16 "
-            "to repay its measurement (set HYBRIDML_CALIBRATE=1 to measure)",
-        )
+    early = _without_measuring(run, backend, capability, size, cpu, forced)
+    if early is not None:
+        return early
+    where = "CPU" if capability is None else f"CUDA GPU {capability[0]}.{capability[1]}"
     threads = _threads(backend) if threads is None else int(threads)
     key = _key(cpu, capability, backend, threads, digest(), purpose)
     path = _decision_path(key)
@@ -232,6 +198,51 @@ def decide(
     _write(path, decision)
     _MEMO[key] = decision
     return decision
+
+
+def _without_measuring(
+    run: Any, backend: str, capability: Any, size: Any, cpu: CpuFacts, forced: bool
+) -> Decision | None:
+    """float32 with nothing timed, and why; None when a measurement is due."""
+    if run is None:
+        return Decision(
+            "float32",
+            "float32: a model instance or callable computes in the dtype it was "
+            "built with (pass a preset name or folder to allow bfloat16)",
+        )
+    if os.environ.get(_ENV_FORCE, "").strip() == "0":
+        return Decision("float32", "float32: HYBRIDML_CALIBRATE=0 (never measure)")
+    if forced:
+        return None
+    if capability is not None:
+        if tuple(capability) < (8, 0):
+            return Decision(
+                "float32",
+                f"float32: CUDA GPU {capability[0]}.{capability[1]} has no "
+                "bfloat16 units (from compute capability 8.0)",
+            )
+    elif not cpu.bf16:
+        return Decision(
+            "float32",
+            f"float32: this CPU ({cpu.describe()}) has no bfloat16 units (AMX or "
+            "AVX-512 BF16), so bfloat16 cannot be faster (set "
+            "HYBRIDML_CALIBRATE=1 to measure)",
+        )
+    elif backend == "jax":
+        return Decision(
+            "float32",
+            "float32: on JAX bfloat16 was measured slower than float32 on CPUs "
+            "with and without AMX (0.84x, 0.78-0.86x; set HYBRIDML_CALIBRATE=1 "
+            "to measure)",
+        )
+    n_weights = None if size is None else int(size())
+    if n_weights is not None and n_weights < MIN_PARAMS:
+        return Decision(
+            "float32",
+            f"float32: {n_weights} weights (< {MIN_PARAMS}) are too few for bfloat16 "
+            "to repay its measurement (set HYBRIDML_CALIBRATE=1 to measure)",
+        )
+    return None
 
 
 def time_dtypes(
