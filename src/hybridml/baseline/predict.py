@@ -71,7 +71,8 @@ def _categories(column: pd.Series, col: str, entry: dict) -> pd.Series:
     got = table.value_kind(column)
     if kind in ("string", "number", "bool") and got not in (kind, "mixed"):
         column = _coerce(column, col, kind, got, levels)
-    unseen = sorted({str(v) for v in column.dropna() if v not in set(levels)})
+    known = set(levels)  # built once, not once per row
+    unseen = sorted({str(v) for v in column.dropna() if v not in known})
     if unseen:
         shown = ", ".join(map(repr, unseen[:5]))
         warnings.warn(
