@@ -247,11 +247,12 @@ def _load(server, mode: str, clients: int, requests: int, expected: dict) -> dic
     _send_all(base, clients, 2 * clients, rows, offset=len(rows) // 2)  # untimed
     before = _batch_counts(httpx.get(base + "/metrics").text)
     load_before, started = os.getloadavg()[0], time.time()
-    busy0, ours0 = H.busy_jiffies(), server.cpu_seconds() + H.cpu_seconds()
+    busy0, server0, client0 = H.busy_jiffies(), server.cpu_seconds(), H.cpu_seconds()
     start = time.perf_counter()
     out = _send_all(base, clients, requests, rows, offset=0)
     wall = time.perf_counter() - start
-    busy1, ours1 = H.busy_jiffies(), server.cpu_seconds() + H.cpu_seconds()
+    busy1, server1, client1 = H.busy_jiffies(), server.cpu_seconds(), H.cpu_seconds()
+    ours0, ours1 = server0 + client0, server1 + client1
     after = _batch_counts(httpx.get(base + "/metrics").text)
     calls = after[0] - before[0]
     lat = sorted(out["latencies"])
@@ -268,6 +269,8 @@ def _load(server, mode: str, clients: int, requests: int, expected: dict) -> dic
         "max_dev": out["max_dev"],
         "label_diff": out["label_diff"],
         "rps": len(lat) / wall if wall else float("nan"),
+        "server_cpu_ms": 1000 * (server1 - server0) / requests,
+        "client_cpu_ms": 1000 * (client1 - client0) / requests,
         "p50": _quantile(lat, 0.5),
         "p99": _quantile(lat, 0.99),
         "rows_per_call": (after[1] - before[1]) / calls if calls else float("nan"),
@@ -366,7 +369,9 @@ def _print(r: dict) -> None:
     print(
         f"batching {r['mode']:>3}, {r['clients']:>2} clients: {r['rps']:7.1f} req/s, "
         f"p50 {1000 * r['p50']:7.1f} ms, p99 {1000 * r['p99']:7.1f} ms, "
-        f"{r['rows_per_call']:5.1f} rows per model call; {r['failed']} failed, "
+        f"{r['rows_per_call']:5.1f} rows per model call; CPU-ms per request: "
+        f"server {r['server_cpu_ms']:.1f}, clients {r['client_cpu_ms']:.1f}; "
+        f"{r['failed']} failed, "
         f"{r['mixed']} mixed up (of {r['requests']}); max |p - offline| "
         f"{r['max_dev']:.1e}, {r['label_diff']} labels unlike offline; other processes "
         f"{r['others_cores']:.2f} cores, load before {r['load_before']:.2f}",

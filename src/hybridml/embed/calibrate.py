@@ -66,7 +66,7 @@ MIN_MEAN_COSINE = 0.9999  # bfloat16 vectors vs float32, mean over the batch
 SPEEDUP_MARGIN = 0.9  # bfloat16 must take <= 0.9x float32's CPU time
 MIN_PARAMS = 1_000_000  # smaller models are not measured (float32)
 REPEATS = 3  # timed runs per dtype (the fastest counts)
-_VERSION = 2  # bump when the rule or the file's layout changes
+_VERSION = 3  # bump when the rule, the forward path or the file's layout changes
 _MAX_FILE_BYTES = 4096
 _UNITS = ("amx_bf16", "amx_int8", "amx_tile", "avx512_bf16", "avx512_vnni", "avx_vnni")
 _ENV_FORCE = "HYBRIDML_CALIBRATE"

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._imports import quiet_import
 from .forward import compile_forward, pad_rows, pow2_rows, uses_xla
-from .shapes import COMPILE_TOKENS, Batch, plan_batches
+from .shapes import CALL_TOKENS, COMPILE_TOKENS, Batch, plan_batches
 
 __all__ = ["Embedder"]
 
@@ -231,7 +231,9 @@ class Embedder:
         :func:`.shapes.plan_batches` pads rare batches to a compiled shape or
         runs them un-compiled; elsewhere (JAX measured slower with it), or with
         the environment variable ``HYBRIDML_SHAPE_PLAN`` set to "0", each batch
-        keeps its natural shape.
+        keeps its natural shape. A forward that is not compiled per shape
+        (TensorFlow's graph, torch) cuts the rows where that saves padding
+        (:func:`.shapes.split_sorted`): a server's batch of mixed lengths.
         """
         backend = quiet_import("keras").backend.backend()
         if (
@@ -242,7 +244,13 @@ class Embedder:
             # natural shapes. JAX: measured slower with the plan (no graph to
             # fall back on, so it pads): 34.4 vs 41.2 texts per CPU-s.
             plan = plan_batches(
-                lengths, batch_size, self._pad, set(), compile_tokens=0, graph=False
+                lengths,
+                batch_size,
+                self._pad,
+                set(),
+                compile_tokens=0,
+                graph=False,
+                call_tokens=0 if uses_xla(self) else CALL_TOKENS,
             )
             if backend == "jax":  # a partial batch: rows to a power of two
                 plan = [b._replace(rows=pow2_rows(b.rows)) for b in plan]

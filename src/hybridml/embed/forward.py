@@ -101,17 +101,29 @@ def fused_attention(keras: Any, model: Any):
 def uses_xla(embedder: Any) -> bool:
     """Whether the forward compiles once per input shape (JAX; TF text with XLA).
 
-    TF: XLA for text backbones (measured there only) unless the environment
-    variable ``HYBRIDML_TF_XLA`` is "0".
+    TF: XLA for float32 text backbones (measured there only). A bfloat16
+    forward runs TensorFlow's graph (oneDNN's kernels) instead: on an AVX-512
+    BF16 EPYC, MiniLM's XLA forward in bfloat16 took 1.24-1.42x the CPU of the
+    graph's (16 x 32 to 32 x 48 tokens), and more than XLA's float32. The
+    environment variable ``HYBRIDML_TF_XLA``: "0" never uses XLA, "all" uses
+    it in bfloat16 too (to measure the choice on another CPU).
     """
     backend = quiet_import("keras").backend.backend()
     if backend == "jax":
         return True
+    switch = os.environ.get("HYBRIDML_TF_XLA", "1")
     return (
         backend == "tensorflow"
         and embedder.modality == "text"
-        and os.environ.get("HYBRIDML_TF_XLA", "1") != "0"
+        and switch != "0"
+        and (switch == "all" or compute_dtype(embedder.model) != "bfloat16")
     )
+
+
+def compute_dtype(model: Any) -> str:
+    """The dtype a Keras model computes in ("float32" where it says none)."""
+    policy = getattr(model, "dtype_policy", None)
+    return str(getattr(policy, "compute_dtype", None) or "float32")
 
 
 def compile_forward(
