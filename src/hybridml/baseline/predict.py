@@ -34,13 +34,7 @@ def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
     frame, file_base = table.read_data(data)
     base = file_base if file_base is not None else base
     frame = frame.copy()  # never change the caller's table
-    missing = [c for c in model.columns if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"columns: got a table without {missing} (it has "
-            f"{list(frame.columns)[:8]}). Expected every column the model was "
-            f"trained on: {model.columns}. Add or rename them."
-        )
+    check_columns_present(model, list(frame.columns))
     roles = model.roles
     for col in roles["text"]:
         table.check_text(frame[col], col)
@@ -50,6 +44,17 @@ def check_frame(model: Any, data: Any, base: Path | None = None) -> tuple:
         frame[col] = _categories(frame[col], col, model.schema.get(col, {}))
     images = {c: table.image_items(frame[c], c, base) for c in roles["image"]}
     return frame, base, images
+
+
+def check_columns_present(model: Any, have: list) -> None:
+    """Refuse a table (or a request's rows) without a column the model reads."""
+    missing = [c for c in model.columns if c not in have]
+    if missing:
+        raise ValueError(
+            f"columns: got a table without {missing} (it has {have[:8]}). "
+            f"Expected every column the model was trained on: {model.columns}. "
+            "Add or rename them."
+        )
 
 
 def _numbers(column: pd.Series, col: str) -> pd.Series:

@@ -2,10 +2,11 @@
 
 Imported only once the ``serve`` extra is known to be there (``serve._require``).
 
-Every ``POST /predict`` is read (bounded), parsed and checked on its own; only
-checked rows reach the batcher, so a bad request is answered 422 alone and
-never fails the requests batched with it. Status codes: 400 malformed JSON,
-413 body or row limit, 422 rows the model cannot read (the same one-line
+Every ``POST /predict`` is read (bounded), parsed and its shape, cells and
+columns checked on its own; the column checks of ``hybridml predict`` run on
+the batch, and a request they refuse is answered 422 alone, never failing the
+requests batched with it (:class:`Batcher`'s ``check``). Status codes: 400
+malformed JSON, 413 body or row limit, 422 rows the model cannot read (the same one-line
 messages as ``hybridml predict``), 500 a failed batch (its id is in the log),
 503 not ready, 504 no result within the timeout.
 """
@@ -64,14 +65,17 @@ class Service:
         self.limits = limits
         self.metrics = Metrics()
         self.batcher = Batcher(
-            predictor.predict, max_batch=max_batch, max_wait_ms=max_wait_ms
+            predictor.predict,
+            max_batch=max_batch,
+            max_wait_ms=max_wait_ms,
+            check=predictor.check,
         )
         self.ready = False
 
     @asynccontextmanager
     async def lifespan(self, app: Any) -> AsyncIterator[None]:
         self.batcher.start()
-        warm = self.predictor.frame(self.predictor.example_rows())
+        warm = self.predictor.rows(self.predictor.example_rows())
         proba = self.predictor.has_proba
         await asyncio.wrap_future(self.batcher.submit(warm, proba=proba))
         self.batcher.on_batch = self.metrics.batch  # counted after the warm-up
@@ -90,13 +94,13 @@ class Service:
                 raise HTTPError(503, _NOT_READY)
             body = _parse(await _read(request, self.limits.max_body_bytes))
             try:
-                frame = self.predictor.frame(body, proba=proba)
+                items = self.predictor.rows(body, proba=proba)
             except TooManyRows as exc:
                 raise HTTPError(413, str(exc)) from None
             except (ValueError, TypeError) as exc:
                 raise HTTPError(422, str(exc)) from None
-            result = await _result(self.batcher, frame, proba, self.limits.timeout_s)
-            rows, status = len(frame), 200
+            result = await _result(self.batcher, items, proba, self.limits.timeout_s)
+            rows, status = len(items), 200
             return JSONResponse(self.predictor.answer(result, proba))
         except HTTPError as exc:
             status = exc.status
@@ -211,9 +215,9 @@ def _flag(value: str) -> bool:
     )
 
 
-async def _result(batcher: Batcher, frame: Any, proba: bool, timeout: float) -> Any:
+async def _result(batcher: Batcher, items: list, proba: bool, timeout: float) -> Any:
     try:
-        future = batcher.submit(frame, proba=proba)
+        future = batcher.submit(items, proba=proba)
     except RuntimeError:  # stopping
         raise HTTPError(503, _NOT_READY) from None
     try:

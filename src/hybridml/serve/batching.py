@@ -1,18 +1,21 @@
 """Dynamic batching: the rows of concurrent requests, one model call per batch.
 
-Pure threading, no HTTP: :class:`Batcher` owns one worker thread, the only
-thread that calls the model. :meth:`Batcher.submit` queues one request's frame
-and returns a :class:`concurrent.futures.Future` (an asyncio caller awaits it
-with :func:`asyncio.wrap_future`). The worker takes the oldest request, waits
-up to ``max_wait_ms`` from its arrival for more, stops early once
-``max_batch`` rows are gathered, runs the model once on the concatenated frame
-and hands each request exactly its own rows back, by position.
+Pure threading, no HTTP and no pandas: :class:`Batcher` owns one worker
+thread, the only thread that calls the model. :meth:`Batcher.submit` queues one
+request's rows (a list) and returns a :class:`concurrent.futures.Future` (an
+asyncio caller awaits it with :func:`asyncio.wrap_future`). The worker takes
+the oldest request, waits up to ``max_wait_ms`` from its arrival for more,
+stops early once ``max_batch`` rows are gathered, runs the model once on the
+requests' rows and hands each request exactly its own results back, by
+position.
 
-A batch whose call raises ``ValueError`` (a check on the rows, which the server
-runs per request before batching, but which may still catch something) is run
-again request by request, so one bad request never fails the good ones
-gathered with it. Any other exception fails every request of that batch, each
-with the same error id (logged with its traceback), and the worker goes on.
+A batch whose call raises ``ValueError`` (rows the model cannot read) is
+sorted out without running the model per request: ``check`` runs on each
+request's rows, the requests it refuses get their own error, and the others
+run again as one batch (with no ``check``, or when it finds no culprit, each
+request runs alone). So one bad request never fails the good ones gathered
+with it. Any other exception fails every request of that batch, each with the
+same error id (logged with its traceback), and the worker goes on.
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-
-import pandas as pd
+from typing import Any
 
 log = logging.getLogger("hybridml.serve")
 
@@ -50,14 +52,14 @@ class BatchError(RuntimeError):
 class Job:
     """One request's rows waiting for the model."""
 
-    frame: pd.DataFrame
+    items: list
     proba: bool = False
     future: Future = field(default_factory=Future)
     enqueued: float = field(default_factory=time.perf_counter)
 
     @property
     def rows(self) -> int:
-        return len(self.frame)
+        return len(self.items)
 
 
 class Batcher:
@@ -66,9 +68,10 @@ class Batcher:
     Parameters
     ----------
     predict : callable
-        ``predict(frame, proba)`` returns a DataFrame with one row per row of
-        ``frame``, in order; ``proba`` is True when a request of the batch asked
-        for probabilities.
+        ``predict(groups, proba)``: ``groups`` holds each request's rows (a
+        list per request, in order); returns one result per row, all requests'
+        rows in order (a list). ``proba`` is True when a request of the batch
+        asked for probabilities.
     max_batch : int, default=64
         The most rows a batch gathers (a request is never split: one larger
         request runs alone). 1 turns batching off.
@@ -76,18 +79,20 @@ class Batcher:
         How long the oldest request waits for others before its batch runs.
     on_batch : callable or None
         Called with ``(rows, requests, seconds)`` after every model call.
+    check : callable or None
+        ``check(rows)`` raises ``ValueError`` for one request's rows the model
+        cannot read; used only after a batch's call raised ``ValueError``.
 
     Examples
     --------
-    >>> import pandas as pd
     >>> from hybridml.serve.batching import Batcher
-    >>> batcher = Batcher(lambda frame, proba: frame * 2, max_wait_ms=50)
-    >>> first = batcher.submit(pd.DataFrame({"x": [1, 2]}))
-    >>> second = batcher.submit(pd.DataFrame({"x": [3]}))
+    >>> double = lambda groups, proba: [2 * x for rows in groups for x in rows]
+    >>> batcher = Batcher(double, max_wait_ms=50)
+    >>> first, second = batcher.submit([1, 2]), batcher.submit([3])
     >>> calls = []
     >>> batcher.on_batch = lambda rows, requests, seconds: calls.append(rows)
     >>> batcher = batcher.start()
-    >>> first.result(timeout=10)["x"].tolist(), second.result(timeout=10)["x"].tolist()
+    >>> first.result(timeout=10), second.result(timeout=10)
     ([2, 4], [6])
     >>> calls  # one model call for both requests
     [3]
@@ -96,16 +101,18 @@ class Batcher:
 
     def __init__(
         self,
-        predict: Callable[[pd.DataFrame, bool], pd.DataFrame],
+        predict: Callable[[list[list], bool], Sequence],
         *,
         max_batch: int = 64,
         max_wait_ms: float = 5.0,
         on_batch: Callable[[int, int, float], None] | None = None,
+        check: Callable[[list], Any] | None = None,
     ) -> None:
         self.predict = predict
         self.max_batch = max_batch
         self.max_wait_ms = max_wait_ms
         self.on_batch = on_batch
+        self.check = check
         self._queue: queue.Queue = queue.Queue()
         self._held: Job | None = None  # taken from the queue, next batch's first
         self._thread: threading.Thread | None = None
@@ -121,9 +128,9 @@ class Batcher:
             self._thread.start()
         return self
 
-    def submit(self, frame: pd.DataFrame, *, proba: bool = False) -> Future:
-        """Queue one request's rows; the future resolves to its own result rows."""
-        job = Job(frame.reset_index(drop=True), proba)
+    def submit(self, items: Sequence, *, proba: bool = False) -> Future:
+        """Queue one request's rows; the future resolves to its own results."""
+        job = Job(list(items), proba)
         with self._lock:
             if self._stopping.is_set():
                 raise RuntimeError(
@@ -177,34 +184,53 @@ class Batcher:
         if not batch:
             return
         start = time.perf_counter()
-        frame = pd.concat([job.frame for job in batch], ignore_index=True)
+        rows = sum(job.rows for job in batch)
         try:
-            result = self.predict(frame, any(job.proba for job in batch))
-            if len(result) != len(frame):
+            result = self.predict(
+                [job.items for job in batch], any(job.proba for job in batch)
+            )
+            if len(result) != rows:
                 raise RuntimeError(
-                    f"predict: got {len(result)} result rows for {len(frame)} "
-                    "rows. Expected one per row. This is a bug: report it."
+                    f"predict: got {len(result)} results for {rows} rows. "
+                    "Expected one per row. This is a bug: report it."
                 )
         except ValueError as exc:
-            if len(batch) == 1:
-                batch[0].future.set_exception(exc)
-            else:  # find the bad request: each one alone
-                for job in batch:
-                    self._run([job])
+            self._isolate(batch, exc)
             return
         except Exception as exc:
             error_id = uuid.uuid4().hex[:12]
             log.exception(
                 "batch of %d requests (%d rows) failed, id %s",
                 len(batch),
-                len(frame),
+                rows,
                 error_id,
             )
             for job in batch:
                 job.future.set_exception(BatchError(error_id, exc))
             return
         if self.on_batch is not None:
-            self.on_batch(len(frame), len(batch), time.perf_counter() - start)
+            self.on_batch(rows, len(batch), time.perf_counter() - start)
         bounds = list(itertools.accumulate([job.rows for job in batch], initial=0))
         for job, lo, hi in zip(batch, bounds, bounds[1:], strict=False):
-            job.future.set_result(result.iloc[lo:hi].reset_index(drop=True))
+            job.future.set_result(list(result[lo:hi]))
+
+    def _isolate(self, batch: list[Job], exc: ValueError) -> None:
+        """A batch's rows were refused: answer the culprits, run the others."""
+        if len(batch) == 1:
+            batch[0].future.set_exception(exc)
+            return
+        good = batch
+        if self.check is not None:
+            good = []
+            for job in batch:
+                try:
+                    self.check(job.items)
+                except ValueError as own:
+                    job.future.set_exception(own)
+                else:
+                    good.append(job)
+        if len(good) < len(batch):
+            self._run(good)  # culprits found: the others as one batch
+        else:
+            for job in batch:  # none found: each request alone
+                self._run([job])

@@ -1,9 +1,14 @@
 """A loaded model as the server sees it: rows from JSON, checks, predictions, schema.
 
-No HTTP here. :class:`Predictor` turns a request's JSON into a checked frame
-(``ValueError`` for the server's 422, :class:`TooManyRows` for its 413), runs
-a batch through the model (labels, and probabilities when asked), describes
-the model for ``GET /schema``, and warms it with a dummy batch.
+No HTTP here. :class:`Predictor` turns a request's JSON into rows of the
+model's columns (``ValueError`` for the server's 422, :class:`TooManyRows` for
+its 413: the shape of the body, its cells and its columns, checked on the
+event loop with no pandas), runs a batch of requests through the model (the
+column checks of ``hybridml predict``, then labels, and probabilities when
+asked), describes the model for ``GET /schema``, and warms it with a dummy
+batch. A categorical column's kind is judged per request, as ``hybridml
+predict`` judges it per file; the other checks are per cell, so a batch runs
+them once.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..baseline.predict import check_frame, prediction_frame
+from ..baseline.predict import check_columns_present, check_frame, prediction_frame
 
 
 def load(
@@ -62,8 +67,8 @@ class Predictor:
         )
 
     # -------------------------------------------------------------- requests
-    def frame(self, body: Any, *, proba: bool = False) -> pd.DataFrame:
-        """A request's rows as a checked frame of the model's columns."""
+    def rows(self, body: Any, *, proba: bool = False) -> list[dict]:
+        """A request's rows, each a dict of the model's columns (cells checked)."""
         if proba and not self.has_proba:
             raise ValueError(
                 f"proba: got proba=true for a {self.model.task} model without "
@@ -71,9 +76,16 @@ class Predictor:
                 "proba=true."
             )
         records = self._records(body)
-        frame = pd.DataFrame.from_records(records)
-        if frame.empty and len(records):
-            frame = pd.DataFrame(index=range(len(records)))
+        # a column is there when any row names it (as in a DataFrame of them)
+        present = {}
+        for record in records:
+            present.update(dict.fromkeys(record))
+        check_columns_present(self.model, list(present))
+        return [{c: r.get(c) for c in self.columns} for r in records]
+
+    def check(self, rows: list[dict]) -> pd.DataFrame:
+        """One request's rows as a checked frame (``hybridml predict``'s checks)."""
+        frame = pd.DataFrame.from_records(rows, columns=self.columns)
         checked, _, _ = check_frame(self.model, frame)
         return checked[self.columns].reset_index(drop=True)
 
@@ -119,25 +131,32 @@ class Predictor:
         return dict(zip(self.columns, row, strict=True))
 
     # ----------------------------------------------------------------- model
-    def predict(self, frame: pd.DataFrame, proba: bool) -> pd.DataFrame:
-        """Labels or values (column ``prediction``), then ``proba_<class>``.
+    def predict(self, groups: list[list[dict]], proba: bool) -> list[tuple]:
+        """``(prediction, {class: probability} or None)`` per row of the groups.
 
         ``hybridml predict``'s own path: one embedding of the rows serves both
         the labels and the probabilities.
         """
+        if self.model.roles["categorical"]:  # a column's kind: per request
+            frame = pd.concat([self.check(g) for g in groups], ignore_index=True)
+        else:
+            frame = self.check([row for rows in groups for row in rows])
         out = prediction_frame(self.model, frame, proba=proba)
-        target = f"predicted_{self.model.roles['target']}"
-        return out.rename(columns={target: "prediction"})
+        labels = [_plain(v) for v in out[f"predicted_{self.model.roles['target']}"]]
+        if not proba:
+            return [(label, None) for label in labels]
+        classes = [str(c) for c in self.model.classes]
+        table = out[[f"proba_{c}" for c in self.model.classes]].to_numpy(float)
+        return [
+            (label, dict(zip(classes, row, strict=True)))
+            for label, row in zip(labels, table.tolist(), strict=True)
+        ]
 
-    def answer(self, result: pd.DataFrame, proba: bool) -> dict:
+    def answer(self, results: list[tuple], proba: bool) -> dict:
         """The JSON body of a successful ``POST /predict``."""
-        body: dict = {"predictions": [_plain(v) for v in result["prediction"]]}
+        body: dict = {"predictions": [label for label, _ in results]}
         if proba:
-            cols = [f"proba_{c}" for c in self.model.classes]
-            body["proba"] = [
-                {str(c): float(p) for c, p in zip(self.model.classes, row, strict=True)}
-                for row in result[cols].to_numpy()
-            ]
+            body["proba"] = [p for _, p in results]
         return body
 
     def example_rows(self) -> list[dict]:
