@@ -29,7 +29,7 @@ LAYERS = [
     {"cache", "datasets"},
     {"embed"},
     {"wrappers"},
-    {"_heads", "compose", "distributed", "finetune_models"},
+    {"_heads", "compose", "distributed", "finetune_models", "finetune_dtype"},
     {"baseline"},
     {"cli", "serve", "__main__"},
 ]

@@ -572,3 +572,93 @@ def test_tuning_decision_is_keyed_by_the_step_mode(monkeypatch):
     monkeypatch.setattr(training, "_step_mode", lambda *a: {"jit_compile": True})
     run = FakeRun(monkeypatch, f32=1.0, bf16=2.0)
     assert resolve_train(monkeypatch, run)[0] == "float32" and run.calls
+
+
+# -- the fine-tuning task: make_finetune_classifier / _regressor ---------------
+
+META = {"n_classes_": 2}
+
+
+def _policy(task) -> str:
+    return task.backbone.dtype_policy.name
+
+
+def test_finetune_task_builds_in_the_dtype_asked(text_preset):
+    from hybridml.finetune_models import finetune_task
+
+    low = finetune_task(META, backbone=str(text_preset), dtype="bfloat16")
+    assert _policy(low) == "mixed_bfloat16"  # bfloat16 compute, float32 weights
+    assert {str(v.dtype) for v in low.backbone.weights} == {"float32"}
+    high = finetune_task(META, backbone=str(text_preset), dtype="float32")
+    assert _policy(high) == "float32"
+
+
+def test_finetune_auto_is_float32_without_units_and_checks_its_value(
+    text_preset, monkeypatch
+):
+    from hybridml import make_finetune_classifier
+    from hybridml.finetune_models import finetune_task
+
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    assert make_finetune_classifier(str(text_preset)).get_params()["model__dtype"] == (
+        "auto"
+    )
+    assert _policy(finetune_task(META, backbone=str(text_preset))) == "float32"
+    with pytest.raises(ValueError, match=r"model__dtype: got 'bf16'\. Expected one"):
+        finetune_task(META, backbone=str(text_preset), dtype="bf16")
+
+
+def test_forced_finetune_calibration_times_steps_and_draws_no_random_number(
+    text_preset, monkeypatch
+):
+    """A real measurement of training steps on the tiny preset (a scripted clock
+    makes bfloat16 2x); the head a seeded build draws is the same as without
+    the measurement, and the decision is stored apart from the forward's."""
+    import keras
+
+    from hybridml.finetune_dtype import POLICIES
+    from hybridml.finetune_models import finetune_task
+
+    monkeypatch.setenv("HYBRIDML_CALIBRATE", "1")
+    ticks = iter([0.0, 1.0, 0.0, 0.5] * calibrate.REPEATS)
+    walls = iter([0.0, 1.0, 0.0, 0.5] * calibrate.REPEATS)
+    monkeypatch.setattr(calibrate, "_timer", lambda: next(ticks))
+    monkeypatch.setattr(calibrate, "_wall", lambda: next(walls))
+    keras.utils.set_random_seed(3)
+    task = finetune_task(META, backbone=str(text_preset))
+    (decision,) = calibrate._MEMO.values()
+    cos = decision.measured["mean_cos"]
+    assert 0.99 < cos <= 1.0 + 1e-6 and "2.00x" in decision.reason
+    expected = "bfloat16" if cos >= calibrate.MIN_MEAN_COSINE else "float32"
+    assert decision.dtype == expected and _policy(task) == POLICIES[expected]
+    keras.utils.set_random_seed(3)
+    monkeypatch.setattr(calibrate, "time_dtypes", never)
+    again = finetune_task(META, backbone=str(text_preset))  # decided: not timed
+    plain = finetune_task(META, backbone=str(text_preset), dtype=expected)
+    assert _policy(again) == _policy(plain) == POLICIES[expected]
+    for a, b in zip(task.get_weights(), again.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)  # the same draws: the head included
+    # the forward's rule for the same backbone is another decision
+    est = KerasEmbeddingTransformer(text_preset)
+    monkeypatch.setattr(calibrate, "time_dtypes", lambda run: decision.measured)
+    est.fit(TEXTS)
+    assert len(calibrate._MEMO) == 2
+
+
+def test_finetune_classifier_trains_in_mixed_bfloat16(text_preset):
+    from hybridml import make_finetune_classifier
+
+    texts = ["a good film", "a bad film", "great fun", "awful and boring"] * 2
+    y = ["pos", "neg", "pos", "neg"] * 2
+    clf = make_finetune_classifier(
+        str(text_preset),
+        dtype="bfloat16",
+        sequence_length=32,
+        epochs=1,
+        batch_size=4,
+        random_state=0,
+    ).fit(texts, y)
+    assert _policy(clf.model_) == "mixed_bfloat16"
+    proba = clf.predict_proba(texts)
+    assert proba.dtype == np.float64 and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)

@@ -26,6 +26,7 @@ def finetune_task(
     backbone_trainable: bool = True,
     image_size: int | None = None,
     dropout: float = 0.1,
+    dtype: str = "auto",
 ) -> Any:
     """Build an uncompiled keras-hub task on ``backbone``, sized from ``meta``.
 
@@ -46,6 +47,14 @@ def finetune_task(
         preset's, e.g. 224); smaller is much faster on a CPU.
     dropout : float, default=0.1
         Dropout before the head of text tasks.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        The task's precision: "bfloat16" / "float16" compute in 16 bits with
+        float32 weights (Keras' mixed policies). "auto" measures training
+        steps of both on this machine once per backbone and keeps bfloat16
+        only where it is faster and as accurate (:mod:`hybridml.finetune_dtype`;
+        float32 on a CPU without bfloat16 units, by compute capability on a
+        CUDA GPU). The built task's ``dtype_policy`` says what was chosen; the
+        ``hybridml`` logger says why.
 
     Returns
     -------
@@ -53,14 +62,30 @@ def finetune_task(
         An uncompiled ``TextClassifier`` or ``ImageClassifier`` with its
         preprocessor, outputting logits.
     """
-    keras_hub = quiet_import("keras_hub")
+    from . import finetune_dtype
     from .embed.backbones import resolve_location
 
     location = str(resolve_location(backbone))
     width = meta.get("n_classes_") or meta["n_outputs_"]
+    if image_size is not None:
+        image_size = check_int(image_size, "model__image_size", minimum=8)
+
+    def build(policy: str) -> Any:
+        return _task(location, width, dropout, image_size, policy)
+
+    regression = not meta.get("n_classes_")
+    dtype, _ = finetune_dtype.resolve(dtype, build, backbone, regression)
+    task = build(finetune_dtype.POLICIES[dtype])
+    task.backbone.trainable = bool(backbone_trainable)
+    return task
+
+
+def _task(location: str, width: int, dropout: float, image_size, policy: str):
+    """Build a keras-hub text (else image) task, its backbone in ``policy``."""
+    keras_hub = quiet_import("keras_hub")
     try:
         task = keras_hub.models.TextClassifier.from_preset(
-            location, num_classes=width, dropout=dropout, compile=False
+            location, num_classes=width, dropout=dropout, compile=False, dtype=policy
         )
         # a preset may pad past its backbone's positions: pad to what it has
         # (this task is ours, built here; a user's task is never changed)
@@ -70,17 +95,15 @@ def finetune_task(
             task.preprocessor.sequence_length = int(limit)
     except ValueError:  # not a text preset
         task = keras_hub.models.ImageClassifier.from_preset(
-            location, num_classes=width, compile=False
+            location, num_classes=width, compile=False, dtype=policy
         )
         if image_size is not None:
-            size = check_int(image_size, "model__image_size", minimum=8)
-            task.preprocessor.image_converter.image_size = (size, size)
-    task.backbone.trainable = bool(backbone_trainable)
+            task.preprocessor.image_converter.image_size = (image_size, image_size)
     return task
 
 
 def _options(
-    backbone, learning_rate, epochs, batch_size, backbone_trainable, image_size
+    backbone, learning_rate, epochs, batch_size, backbone_trainable, image_size, dtype
 ):
     if not isinstance(backbone, str):
         raise TypeError(
@@ -93,6 +116,7 @@ def _options(
         "model__backbone": backbone,
         "model__backbone_trainable": backbone_trainable,
         "model__image_size": image_size,
+        "model__dtype": dtype,
         "optimizer": "adam",
         "optimizer__learning_rate": learning_rate,
         "epochs": epochs,
@@ -109,6 +133,7 @@ def make_finetune_classifier(
     epochs: int = 3,
     batch_size: int = 16,
     backbone_trainable: bool = True,
+    dtype: str = "auto",
     **kwargs: Any,
 ) -> KerasClassifier:
     """Make a classifier that fine-tunes a pretrained backbone end to end.
@@ -132,6 +157,10 @@ def make_finetune_classifier(
         Rows per step.
     backbone_trainable : bool, default=True
         False trains only the head (``model__backbone_trainable``).
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Training precision (``model__dtype``; see :func:`finetune_task`):
+        "auto" measures bfloat16 against float32 once per machine and
+        backbone.
     **kwargs : dict
         Any other :class:`~hybridml.KerasClassifier` parameter
         (``random_state``, ``validation_split``, ``early_stopping``,
@@ -151,7 +180,13 @@ def make_finetune_classifier(
     True
     """
     options = _options(
-        backbone, learning_rate, epochs, batch_size, backbone_trainable, image_size
+        backbone,
+        learning_rate,
+        epochs,
+        batch_size,
+        backbone_trainable,
+        image_size,
+        dtype,
     )
     return KerasClassifier(
         loss="sparse_categorical_crossentropy",
@@ -170,6 +205,7 @@ def make_finetune_regressor(
     epochs: int = 3,
     batch_size: int = 16,
     backbone_trainable: bool = True,
+    dtype: str = "auto",
     **kwargs: Any,
 ) -> KerasRegressor:
     """Make a regressor that fine-tunes a pretrained backbone end to end.
@@ -191,6 +227,8 @@ def make_finetune_regressor(
         Rows per step.
     backbone_trainable : bool, default=True
         False trains only the head.
+    dtype : {"auto", "float32", "bfloat16", "float16"}, default="auto"
+        Training precision (``model__dtype``), as for the classifier.
     **kwargs : dict
         Any other :class:`~hybridml.KerasRegressor` parameter.
 
@@ -207,7 +245,13 @@ def make_finetune_regressor(
     64
     """
     options = _options(
-        backbone, learning_rate, epochs, batch_size, backbone_trainable, image_size
+        backbone,
+        learning_rate,
+        epochs,
+        batch_size,
+        backbone_trainable,
+        image_size,
+        dtype,
     )
     return KerasRegressor(
         loss="mean_squared_error",
