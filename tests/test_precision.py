@@ -662,3 +662,18 @@ def test_finetune_classifier_trains_in_mixed_bfloat16(text_preset):
     proba = clf.predict_proba(texts)
     assert proba.dtype == np.float64 and np.isfinite(proba).all()
     np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_finetune_measurement_compares_the_same_untrained_weights(text_preset):
+    """Both copies start from the weights the first was built with: built in
+    one dtype twice, their vectors are equal even though the first has
+    trained a step by the time the second is built."""
+    from hybridml.finetune_dtype import _step_run
+    from hybridml.finetune_models import _task
+
+    run = _step_run(
+        lambda policy: _task(str(text_preset), 2, 0.1, None, "float32"), False
+    )
+    first, second = run("float32"), run("bfloat16")  # "bfloat16" built in float32
+    np.testing.assert_allclose(first, second, rtol=1e-5, atol=1e-6)
+    assert run("float32") is None  # later calls train a step and return nothing

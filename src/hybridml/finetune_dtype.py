@@ -86,8 +86,9 @@ def _step_run(build: Callable[[str], Any], regression: bool):
     """``run(dtype)`` for :func:`calibrate.time_dtypes`: one training step.
 
     The first call per dtype builds the task (bfloat16 takes float32's
-    weights, head included), returns the backbone's pooled vectors of the
-    calibration batch before any training, and trains one untimed step
+    weights as built, before any step, head included), returns the
+    backbone's pooled vectors of the calibration batch before any training,
+    and trains one untimed step
     (tracing, compiling); later calls train one step each.
     """
     from .embed.calibrate import calibration_texts
@@ -96,6 +97,7 @@ def _step_run(build: Callable[[str], Any], regression: bool):
     keras = quiet_import("keras")
     tasks: dict[str, Any] = {}
     batch: list = []
+    start: list = []  # the first task's weights before its first step
 
     def run(dtype: str) -> np.ndarray | None:
         task = tasks.get(dtype)
@@ -104,8 +106,10 @@ def _step_run(build: Callable[[str], Any], regression: bool):
                 task.train_on_batch(*batch)
             return None
         task = tasks[dtype] = build(POLICIES[dtype])
-        if "float32" in tasks and dtype != "float32":
-            task.set_weights(tasks["float32"].get_weights())
+        if start:  # the same weights, untrained: only the dtype differs
+            task.set_weights(start)
+        else:
+            start.extend(task.get_weights())
         if not batch:
             x = raw_inputs.preprocess(task, _calibration_inputs(task))
             rows = len(next(iter(x.values())) if isinstance(x, dict) else x)
