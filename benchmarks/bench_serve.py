@@ -20,13 +20,18 @@ subprocess, under ``--work``). The test rows are the other 3,600 snippets
 whose offline probabilities differ pairwise by more than 0.01 (bfloat16 answers
 move by up to about 2e-3 with the batch they come in), so a swap cannot pass.
 
+Each mode's server runs ``--rounds`` times (default 3), the order of the
+modes alternated; the summary gives medians with [min-max] over the rounds,
+and the on / off ratio of each round (so a slow spell of the machine lands on
+both sides of it), and writes ``docs/benchmarks/serve.json``.
+
 Full run (the lead, on a quiet machine)::
 
     python benchmarks/bench_serve.py --requests 640
 
 Smoke (seconds, results meaningless)::
 
-    python benchmarks/bench_serve.py --requests 8 --clients 1,2
+    python benchmarks/bench_serve.py --requests 8 --clients 1,2 --rounds 1
 
 Targets (issue 23): at 32 clients, batching on gives >= 4x the requests per
 second of batching off and p99 < 1 s on 2 cores; 0 failed, 0 mixed.
@@ -40,6 +45,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,7 +67,8 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     print(f"cpu: {H.cpu_model()}; {H.CORES} cores")
     print(f"bf16 units: {_bf16_units() or 'none'}")
-    print(f"uptime before: {H.uptime()}")
+    before = H.uptime()
+    print(f"uptime before: {before}")
     model = Path(args.model) if args.model else work / "minilm_logreg.hml"
     rows_file = work / "expected.json"
     if not args.model and not model.exists():
@@ -76,18 +83,21 @@ def main() -> None:
         f"with distinct probabilities; {args.requests} timed requests per setting"
     )
     clients = [int(c) for c in args.clients.split(",")]
-    results = []
-    for mode in args.modes.split(","):
-        flags = MODES[mode]
-        if mode == "on":
-            flags = ["--max-batch", str(args.max_batch), "--max-wait-ms",
-                     str(args.max_wait_ms)]  # fmt: skip
-        with _server(model, flags, args.threads) as server:
-            for n in clients:
-                results.append(_load(server, mode, n, args.requests, expected))
-                _print(results[-1])
-    print(f"uptime after: {H.uptime()}")
-    _summary(results)
+    modes, results = args.modes.split(","), []
+    for round_ in range(args.rounds):
+        for mode in modes if round_ % 2 == 0 else modes[::-1]:  # alternated
+            flags = MODES[mode]
+            if mode == "on":
+                flags = ["--max-batch", str(args.max_batch), "--max-wait-ms",
+                         str(args.max_wait_ms)]  # fmt: skip
+            with _server(model, flags, args.threads) as server:
+                for n in clients:
+                    result = _load(server, mode, n, args.requests, expected)
+                    results.append({**result, "round": round_})
+                    _print(results[-1])
+    after = H.uptime()
+    print(f"uptime after: {after}")
+    _summary(results, args, f"before: {before}; after: {after}")
 
 
 def _parse() -> argparse.Namespace:
@@ -98,6 +108,10 @@ def _parse() -> argparse.Namespace:
     p.add_argument("--clients", default="1,8,32", help="client thread counts")
     p.add_argument("--modes", default="off,on", help="batching modes: off,on")
     p.add_argument("--threads", type=int, default=H.CORES, help="server threads")
+    p.add_argument(
+        "--rounds", type=int, default=3,
+        help="each mode's server this many times, the order alternated",
+    )  # fmt: skip
     p.add_argument("--max-batch", type=int, default=64, help="batching on: rows")
     p.add_argument("--max-wait-ms", type=float, default=5.0, help="batching on: wait")
     p.add_argument("--build", help=argparse.SUPPRESS)
@@ -111,6 +125,8 @@ def _parse() -> argparse.Namespace:
         sys.exit(0)
     if args.requests < 1:
         p.error(f"--requests: got {args.requests}. Expected >= 1.")
+    if args.rounds < 1:
+        p.error(f"--rounds: got {args.rounds}. Expected >= 1.")
     return args
 
 
@@ -405,19 +421,81 @@ def _print(r: dict) -> None:
     )
 
 
-def _summary(results: list[dict]) -> None:
-    by = {(r["mode"], r["clients"]): r for r in results}
+def _summary(results: list[dict], args: argparse.Namespace, load: str) -> None:
+    """Medians over the rounds, [min-max]; on / off from the same round."""
     bad = sum(r["failed"] + r["mixed"] for r in results)
     print(f"failed + mixed up, all settings: {bad}")
     busy = H.busy_reason(results)
     if busy:
         print(f"no ratios: the machine was busy ({busy}); rerun on a quiet one")
         return
+    rows = []
     for n in sorted({r["clients"] for r in results}):
-        on, off = by.get(("on", n)), by.get(("off", n))
-        if on and off:
-            print(f"{n} clients: batching on / off = {on['rps'] / off['rps']:.2f}x "
-                  f"req/s; p99 on {1000 * on['p99']:.0f} ms")  # fmt: skip
+        runs = {m: [r for r in results if r["mode"] == m and r["clients"] == n]
+                for m in ("off", "on")}  # fmt: skip
+        for mode, rs in runs.items():
+            if rs:
+                rows.append([
+                    n, mode, _spread([r["rps"] for r in rs], "{:.1f}"),
+                    _spread([1000 * r["p50"] for r in rs], "{:.0f}"),
+                    _spread([1000 * r["p99"] for r in rs], "{:.0f}"),
+                    f"{statistics.median(r['rows_per_call'] for r in rs):.1f}",
+                    f"{statistics.median(r['server_cpu_ms'] for r in rs):.1f}",
+                    sum(r["failed"] + r["mixed"] for r in rs), "",
+                ])  # fmt: skip
+        rounds = {r["round"] for r in runs["on"]} & {r["round"] for r in runs["off"]}
+        if rounds:
+            rps = {
+                (r["mode"], r["round"]): r["rps"] for rs in runs.values() for r in rs
+            }
+            ratios = [rps["on", k] / rps["off", k] for k in sorted(rounds)]
+            p99 = statistics.median(1000 * r["p99"] for r in runs["on"])
+            print(f"{n} clients: batching on / off = {_spread(ratios, '{:.2f}')}x "
+                  f"req/s (median [min-max] of {len(ratios)} rounds, each on "
+                  f"over the off of its round); p99 on {p99:.0f} ms")  # fmt: skip
+            rows[-1][-1] = _spread(ratios, "{:.2f}x")  # on's row
+    path = H.write_results(
+        "serve",
+        title="hybridml serve: dynamic batching on vs off (MiniLM + logistic "
+        "regression)",
+        columns=[
+            "clients",
+            "batching",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "rows per call",
+            "server CPU-ms per request",
+            "failed + mixed up",
+            "on / off",
+        ],
+        rows=rows,
+        load=load,
+        notes=(
+            f"{args.requests} one-row text requests per setting from local client "
+            f"threads (keep-alive), after a warm-up; each mode's server a fresh "
+            f"process, {args.rounds} rounds with the order of the modes "
+            f"alternated; {args.threads} server threads; on = --max-batch "
+            f"{args.max_batch} --max-wait-ms {args.max_wait_ms:g}, off = --max-batch "
+            "1. Cells: median [min-max] over the rounds; on / off is the median "
+            "of each round's ratio. Every answer checked against the offline "
+            "prediction of its own row."
+        ),
+        plot={
+            "labels": [0, 1],
+            "series": [{"column": 2, "name": "requests/s"}],
+            "xlabel": "requests/s",
+        },
+    )
+    print(f"written: {path}")
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    """``median [min-max]`` (just the value when there is one)."""
+    med = fmt.format(statistics.median(values))
+    if len(values) == 1:
+        return med
+    return f"{med} [{fmt.format(min(values))}-{fmt.format(max(values))}]"
 
 
 if __name__ == "__main__":

@@ -154,7 +154,10 @@ def test_batcher_never_splits_a_request_and_runs_a_large_one_alone():
 
 def test_batcher_waits_max_wait_for_company_but_not_once_the_batch_is_full():
     calls = []
-    batcher = Batcher(_doubler(calls), max_batch=2, max_wait_ms=400).start()
+    batcher = Batcher(_doubler(calls), max_batch=2, max_wait_ms=400)
+    pair = [batcher.submit(_frame(1.0)), batcher.submit(_frame(2.0))]  # company
+    batcher.start()
+    [f.result(timeout=10) for f in pair]
     start = time.perf_counter()
     batcher.submit(_frame(1.0)).result(timeout=10)
     alone = time.perf_counter() - start
@@ -166,7 +169,37 @@ def test_batcher_waits_max_wait_for_company_but_not_once_the_batch_is_full():
     batcher.stop()
     assert alone >= 0.39  # waited the whole max_wait for a second request
     assert full < 5.0  # two rows fill max_batch=2: no 20 s wait
-    assert calls == [1, 2]
+    assert calls == [2, 1, 2]
+
+
+def test_batcher_runs_a_lone_client_at_once_and_waits_once_requests_overlap():
+    """One client at a time gets no wait (batching on costs it nothing); the
+    first time two requests are in the server at once, waiting resumes."""
+    calls, gate = [], threading.Event()
+
+    def predict(groups, proba):
+        rows = [x for g in groups for x in g]
+        calls.append(rows)
+        if rows == [10.0]:
+            gate.wait(10)
+        return [2 * x for x in rows]
+
+    batcher = Batcher(predict, max_batch=8, max_wait_ms=1_000).start()
+    start = time.perf_counter()
+    for i in range(5):  # a lone client: each request after the last answer
+        assert batcher.submit(_frame(float(i))).result(timeout=10) == [2.0 * i]
+    lone = time.perf_counter() - start
+    first = batcher.submit(_frame(10.0))
+    while calls[-1] != [10.0]:  # it runs at once, alone
+        time.sleep(0.001)
+    second = batcher.submit(_frame(11.0))  # two in flight: company
+    gate.set()
+    assert first.result(timeout=10) == [20.0]
+    third = batcher.submit(_frame(12.0))  # comes back within the wait
+    assert second.result(timeout=10) == [22.0] and third.result(timeout=10) == [24.0]
+    batcher.stop()
+    assert lone < 1.0  # five requests, none waited its 1 s for company
+    assert calls == [[0.0], [1.0], [2.0], [3.0], [4.0], [10.0], [11.0, 12.0]]
 
 
 def test_batcher_waits_for_company_after_a_batch_even_for_an_old_request():
@@ -183,7 +216,7 @@ def test_batcher_waits_for_company_after_a_batch_even_for_an_old_request():
 
     batcher = Batcher(slow, max_batch=8, max_wait_ms=400).start()
     first = batcher.submit(_frame(1.0))
-    running.wait(10)  # the first batch runs (after its 400 ms wait)
+    running.wait(10)  # the first batch runs (alone: no company yet)
     old = batcher.submit(_frame(2.0))  # queued during the batch
     first.result(timeout=10)
     time.sleep(0.1)  # a client answered by the first batch comes back
@@ -580,10 +613,10 @@ def test_a_categorical_kind_is_judged_per_request_in_a_batch(classifier):
     odd = {"review": "a great film", "stars": 4.0, "genre": 3}
     calls = []
     with client, ThreadPoolExecutor(4) as pool:
-        real = client.app.state.service.batcher.predict
-        client.app.state.service.batcher.predict = lambda groups, p: (
-            calls.append(len(groups)) or real(groups, p)
-        )
+        batcher = client.app.state.service.batcher
+        batcher.company_s = float("inf")  # the first request waits too
+        real = batcher.predict
+        batcher.predict = lambda groups, p: calls.append(len(groups)) or real(groups, p)
         futures = [
             pool.submit(client.post, "/predict", json=[odd if i == 1 else good])
             for i in range(4)
