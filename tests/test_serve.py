@@ -241,8 +241,8 @@ def test_batcher_gives_each_request_exactly_its_own_rows():
     batcher.stop()
 
 
-def test_batcher_isolates_a_bad_request_and_fails_only_a_broken_batch(caplog):
-    calls = []
+def _picky(calls):
+    """Doubles; refuses negative rows (ValueError), falls over on 99."""
 
     def predict(groups, proba):
         rows = [x for group in groups for x in group]
@@ -253,7 +253,15 @@ def test_batcher_isolates_a_bad_request_and_fails_only_a_broken_batch(caplog):
             raise RuntimeError("the model fell over")
         return [2 * x for x in rows]
 
-    batcher = Batcher(predict, max_batch=8, max_wait_ms=100)
+    return predict
+
+
+def test_batcher_isolates_a_bad_request_and_fails_only_a_broken_batch(caplog):
+    calls = []
+    # company_s=inf: 99 waits for 3 however slow the machine
+    batcher = Batcher(
+        _picky(calls), max_batch=8, max_wait_ms=100, company_s=float("inf")
+    )
     good, bad, good2 = (batcher.submit(_frame(x)) for x in (1.0, -1.0, 2.0))
     batcher.start()
     assert good.result(timeout=10) == [2.0]
@@ -279,13 +287,7 @@ def test_batcher_isolates_a_bad_request_and_fails_only_a_broken_batch(caplog):
 
 def test_batcher_check_finds_the_bad_request_without_a_model_call_each():
     calls = []
-
-    def predict(groups, proba):
-        rows = [x for group in groups for x in group]
-        calls.append(rows)
-        if any(x < 0 for x in rows):
-            raise ValueError("x: got a negative value. Expected x >= 0. Fix it.")
-        return [2 * x for x in rows]
+    predict = _picky(calls)
 
     def check(rows):
         if any(x < 0 for x in rows):
