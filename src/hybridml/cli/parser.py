@@ -175,7 +175,7 @@ def _add_serve(sub: Any) -> None:
         type=float,
         default=5.0,
         dest="max_wait_ms",
-        help="how long a request waits for others (default 5)",
+        help="how long a request waits for others while requests overlap (default 5)",
     )
     p.add_argument("--workers", type=int, default=1, help="server processes")
     p.add_argument(

@@ -52,7 +52,8 @@ def run(
     max_batch : int, default=64
         The most rows one model call gathers from concurrent requests (1: off).
     max_wait_ms : float, default=5.0
-        How long the oldest waiting request waits for others.
+        How long the oldest waiting request waits for others; none while
+        requests come one at a time (``hybridml.serve.batching.Batcher``).
     workers : int, default=1
         Server processes, each with its own copy of the model.
     max_rows : int, default=1000
