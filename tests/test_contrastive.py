@@ -371,10 +371,16 @@ def test_auto_dtype_uses_16_bits_on_a_gpu_only(text_preset, monkeypatch):
     assert cap is None or (len(cap) == 2 and all(isinstance(v, int) for v in cap))
     model = get_embedder(str(text_preset)).model
     monkeypatch.setattr(precision, "accelerator_capability", lambda: None)
-    assert _copy_for(model, "auto")[1] == "float32"  # CPU
+
+    def auto(model):  # the unmeasured rule, as train() gets it on a GPU
+        return _copy_for(
+            model, precision.auto_dtype(precision.accelerator_capability())
+        )
+
+    assert auto(model)[1] == "float32"  # CPU
     for capability, dtype in (((8, 0), "bfloat16"), ((7, 5), "float16")):
         monkeypatch.setattr(precision, "accelerator_capability", lambda c=capability: c)
-        copy, chosen = _copy_for(model, "auto")
+        copy, chosen = auto(model)
         assert chosen == dtype
         assert {la.compute_dtype for la in weighted_layers(copy)} == {dtype}
         for a, b in zip(copy.get_weights(), model.get_weights(), strict=True):

@@ -599,10 +599,17 @@ def test_finetune_auto_is_float32_without_units_and_checks_its_value(
     from hybridml import make_finetune_classifier
     from hybridml.finetune_models import finetune_task
 
+    from hybridml.embed import backbones
+
     monkeypatch.setattr(calibrate, "time_dtypes", never)
     assert make_finetune_classifier(str(text_preset)).get_params()["model__dtype"] == (
         "auto"
     )
+
+    def no_load(*args, **kwargs):
+        raise AssertionError("no second copy of the backbone: nothing to measure")
+
+    monkeypatch.setattr(backbones, "get_embedder", no_load)
     assert _policy(finetune_task(META, backbone=str(text_preset))) == "float32"
     with pytest.raises(ValueError, match=r"model__dtype: got 'bf16'\. Expected one"):
         finetune_task(META, backbone=str(text_preset), dtype="bf16")

@@ -64,18 +64,18 @@ def resolve(
     keras = quiet_import("keras")
     capability = precision.accelerator_capability()
     if capability is not None:
-        chosen = precision.auto_dtype(capability)
-        return chosen, (
-            f"{chosen}: CUDA GPU {capability[0]}.{capability[1]} (bfloat16 from "
-            "compute capability 8.0, float16 on 7.x, float32 below)"
-        )
+        return precision.gpu_choice(capability)
+    task = "reg" if regression else "clf"
+
+    def frozen() -> Any:  # loaded only once the rule needs its size or digest
+        return get_embedder(backbone, "float32")
+
     with preserved_random_state():  # loading a backbone draws weights too
-        frozen = get_embedder(backbone, "float32")
         decision = calibrate.decide(
             backend=keras.backend.backend(),
-            digest=lambda: f"{frozen.digest()} task={'reg' if regression else 'clf'}",
+            digest=lambda: f"{frozen().digest()} task={task}",
             run=_step_run(build, regression),
-            size=frozen.model.count_params,
+            size=lambda: frozen().model.count_params(),
             purpose="finetune",
         )
     log.info("fine-tuning dtype=%s", decision.reason)

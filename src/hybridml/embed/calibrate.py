@@ -166,9 +166,10 @@ def decide(
     size : callable, default=None
         Returns the model's number of weights; under :data:`MIN_PARAMS`,
         float32 without measuring. None: unknown (measured).
-    purpose : {"forward", "train"}, default="forward"
-        What ``run`` times: a forward pass, or a training step (the
-        fine-tuner). Part of the key, so the two decisions are stored apart.
+    purpose : {"forward", "train", "finetune"}, default="forward"
+        What ``run`` times: a forward pass, a training step of the contrastive
+        tuner ("train") or of a fine-tuning task ("finetune"). Part of the
+        key, so the decisions are stored apart.
     """
     forced = os.environ.get(_ENV_FORCE, "").strip() == "1"
     cpu = cpu_facts()

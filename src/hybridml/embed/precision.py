@@ -72,6 +72,22 @@ def auto_dtype(capability: tuple[int, int] | None) -> str:
     return "bfloat16" if tuple(capability) >= (8, 0) else "float16"
 
 
+def gpu_choice(capability: tuple[int, int]) -> tuple[str, str]:
+    """``(dtype, reason)`` for ``"auto"`` on a CUDA GPU: :func:`auto_dtype`, said.
+
+    Examples
+    --------
+    >>> from hybridml.embed.precision import gpu_choice
+    >>> gpu_choice((8, 6))[0], gpu_choice((7, 0))[0], gpu_choice((6, 1))[0]
+    ('bfloat16', 'float16', 'float32')
+    """
+    chosen = auto_dtype(capability)
+    return chosen, (
+        f"{chosen}: CUDA GPU {capability[0]}.{capability[1]} (bfloat16 from "
+        "compute capability 8.0, float16 on 7.x, float32 below)"
+    )
+
+
 def weighted_layers(model: Any) -> list:
     """The innermost layers of ``model`` that hold weights (nested models too)."""
     return [

@@ -21,7 +21,7 @@ from .backbones import Embedder
 from .contrastive_loss import make_loss
 from .forward import pool_output
 from .pairs import batch_plan
-from .precision import auto_dtype, copy_in_dtype
+from .precision import copy_in_dtype
 
 __all__ = ["TrainingSettings", "copy_model", "train", "tuned_embedder"]
 
@@ -254,16 +254,12 @@ def _augment_rng(seed: int | None) -> np.random.Generator:
 
 
 def _copy_for(model: Any, dtype: str, fallback: bool = False) -> tuple[Any, str]:
-    """The trainable copy and the dtype it computes in.
+    """The trainable copy in ``dtype`` and the dtype it computes in.
 
-    ``"auto"`` here is the unmeasured rule (:func:`precision.auto_dtype`: the
-    GPU's capability, float32 on CPU). Under ``"auto"`` or ``fallback``, a
-    model Keras cannot rebuild with a mixed policy gets float32 (``dtype_``
-    says so); an explicit dtype raises.
+    With ``fallback`` (``dtype`` was chosen by ``"auto"``), a model Keras
+    cannot rebuild with a mixed policy gets float32 (``dtype_`` says so);
+    otherwise that raises.
     """
-    fallback = fallback or dtype == "auto"
-    if dtype == "auto":
-        dtype = auto_dtype(precision.accelerator_capability())
     try:
         return copy_model(model, dtype), dtype
     except NoMixedPolicy:
@@ -284,12 +280,7 @@ def resolve_dtype(s: TrainingSettings, frozen: Embedder, batch, work: float):
         return s.dtype, f"{s.dtype}: explicit"
     capability = precision.accelerator_capability()
     if capability is not None:
-        chosen = auto_dtype(capability)
-        where = f"CUDA GPU {capability[0]}.{capability[1]}"
-        return chosen, (
-            f"{chosen}: {where} (bfloat16 from compute capability 8.0, float16 "
-            "on 7.x, float32 below)"
-        )
+        return precision.gpu_choice(capability)
     # the step mode (eager, graph, XLA) changes what a step costs: in the key
     mode = _step_mode(frozen.model, frozen.modality, work)
     with warnings.catch_warnings():  # as in train(): unused outputs, no gradient
