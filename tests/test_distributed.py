@@ -474,3 +474,20 @@ def test_ray_also_checks_the_pickle_on_the_driver(ray_session):
         embed_ray_dataset(
             ds, KerasEmbeddingTransformer(_unrebuildable_model()), column="x"
         )
+
+
+def test_a_worker_loads_the_dtype_the_fit_resolved(text_preset, monkeypatch):
+    """'auto' is decided once, on the driver: a worker loads what fit chose
+    (never 'auto', which would measure again per worker and could differ)."""
+    import hybridml.distributed._shipping as shipping
+
+    loaded = []
+    monkeypatch.setattr(
+        shipping, "get_embedder", lambda spec, dtype: loaded.append(dtype)
+    )
+    fitted = KerasEmbeddingTransformer(text_preset).fit(None)
+    fitted.dtype_ = "bfloat16"  # as fit records a choice of 'auto' on a bf16 chip
+    shipping.warm_up(fitted)
+    shipping.warm_up(KerasEmbeddingTransformer(text_preset))  # unfitted 'auto'
+    shipping.warm_up(KerasEmbeddingTransformer(text_preset, dtype="float16"))
+    assert loaded == ["bfloat16", None, "float16"]

@@ -113,8 +113,7 @@ def warm_up(estimator: Any) -> None:
     """Load the backbone now (once per process, through the registry)."""
     if isinstance(estimator, KerasEmbeddingTransformer):
         # the dtype the fit resolved ("auto" is resolved once, on the driver)
-        fitted = getattr(estimator, "_fitted", None) or {}
-        dtype = fitted.get("dtype", estimator.dtype)
+        dtype = getattr(estimator, "dtype_", estimator.dtype)
         get_embedder(estimator.backbone, None if dtype == "auto" else dtype)
 
 
