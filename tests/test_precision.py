@@ -597,9 +597,8 @@ def test_finetune_auto_is_float32_without_units_and_checks_its_value(
     text_preset, monkeypatch
 ):
     from hybridml import make_finetune_classifier
-    from hybridml.finetune_models import finetune_task
-
     from hybridml.embed import backbones
+    from hybridml.finetune_models import finetune_task
 
     monkeypatch.setattr(calibrate, "time_dtypes", never)
     assert make_finetune_classifier(str(text_preset)).get_params()["model__dtype"] == (
